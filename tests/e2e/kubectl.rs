@@ -1,0 +1,458 @@
+//! The kubectl commands a user starts with, for each kubectl version, with no flags beyond
+//! `--kubeconfig` (and a private cache dir).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{anyhow, ensure, Result};
+use serde_json::Value;
+
+use crate::harness::{kubectl_path, wait_for, Server};
+
+/// The nginx Deployment of the Kubernetes docs, unchanged.
+pub const NGINX_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx-deployment
+  labels:
+    app: nginx
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.7.9
+";
+
+fn json(s: &str) -> Result<Value> {
+    Ok(serde_json::from_str(s)?)
+}
+
+fn discovery_and_info(s: &Server, v: &str) -> Result<()> {
+    let version = json(&s.kubectl_ok(v, &["version", "-o", "json"])?)?;
+    ensure!(
+        version["serverVersion"]["gitVersion"] == "v1.34.0+keelson",
+        "version: {version}"
+    );
+    let info = s.kubectl_ok(v, &["cluster-info"])?;
+    ensure!(
+        info.contains(&format!("is running at https://127.0.0.1:{}", s.port)),
+        "cluster-info: {info}"
+    );
+    let versions = s.kubectl_ok(v, &["api-versions"])?;
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "autoscaling/v2",
+        "rbac.authorization.k8s.io/v1",
+        "apiextensions.k8s.io/v1",
+    ] {
+        ensure!(
+            versions.lines().any(|l| l == gv),
+            "api-versions lacks {gv}: {versions}"
+        );
+    }
+    let resources = s.kubectl_ok(v, &["api-resources"])?;
+    let deploy = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .ok_or_else(|| anyhow!("no deployments in {resources}"))?;
+    let cols: Vec<&str> = deploy.split_whitespace().collect();
+    ensure!(
+        cols == ["deployments", "deploy", "apps/v1", "true", "Deployment"],
+        "{deploy}"
+    );
+    let ns = s.kubectl_ok(v, &["get", "ns", "-o", "name"])?;
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        ensure!(
+            ns.lines().any(|l| l == format!("namespace/{n}")),
+            "get ns: {ns}"
+        );
+    }
+    Ok(())
+}
+
+fn create_commands(s: &Server, v: &str) -> Result<()> {
+    ensure!(s.kubectl_ok(v, &["create", "ns", "demo"])?.trim() == "namespace/demo created");
+    let out = s.kubectl_ok(
+        v,
+        &[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "demo",
+            "--from-literal=a=b",
+            "--from-literal=c=d",
+        ],
+    )?;
+    ensure!(out.trim() == "configmap/cfg created", "{out}");
+    ensure!(
+        s.kubectl_ok(
+            v,
+            &[
+                "get",
+                "cm",
+                "cfg",
+                "-n",
+                "demo",
+                "-o",
+                "jsonpath={.data.a}{.data.c}"
+            ]
+        )? == "bd"
+    );
+    let out = s.kubectl_ok(
+        v,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "demo",
+            "--image=nginx:1.25",
+            "--replicas=2",
+            "--port=80",
+        ],
+    )?;
+    ensure!(out.trim() == "deployment.apps/web created", "{out}");
+    let web = json(&s.kubectl_ok(v, &["get", "deploy", "web", "-n", "demo", "-o", "json"])?)?;
+    ensure!(web["spec"]["replicas"] == 2);
+    ensure!(web["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 80);
+    ensure!(
+        web["spec"]["strategy"]["type"] == "RollingUpdate",
+        "protobuf zero values must not suppress defaults: {}",
+        web["spec"]
+    );
+    Ok(())
+}
+
+fn apply_docs_manifest(s: &Server, v: &str) -> Result<()> {
+    let out = s.kubectl_stdin(v, &["apply", "-n", "demo", "-f", "-"], NGINX_DEPLOYMENT)?;
+    ensure!(
+        out.trim() == "deployment.apps/nginx-deployment created",
+        "{out}"
+    );
+    let yaml = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "nginx-deployment",
+            "-n",
+            "demo",
+            "-o",
+            "yaml",
+        ],
+    )?;
+    let d: Value = serde_yaml::from_str(&yaml)?;
+    let spec = &d["spec"];
+    ensure!(
+        spec["progressDeadlineSeconds"] == 600 && spec["revisionHistoryLimit"] == 10,
+        "{yaml}"
+    );
+    ensure!(
+        spec["strategy"]["rollingUpdate"]["maxSurge"] == "25%"
+            && spec["strategy"]["rollingUpdate"]["maxUnavailable"] == "25%",
+        "{yaml}"
+    );
+    let c = &spec["template"]["spec"]["containers"][0];
+    ensure!(
+        c["imagePullPolicy"] == "IfNotPresent"
+            && c["terminationMessagePath"] == "/dev/termination-log",
+        "{yaml}"
+    );
+    ensure!(
+        spec["template"]["spec"]["restartPolicy"] == "Always"
+            && spec["template"]["spec"]["dnsPolicy"] == "ClusterFirst",
+        "{yaml}"
+    );
+    let annotations = &d["metadata"]["annotations"];
+    ensure!(
+        annotations["kubectl.kubernetes.io/last-applied-configuration"].is_string(),
+        "{yaml}"
+    );
+    ensure!(
+        d["metadata"]["generation"] == 1 && d["metadata"]["uid"].is_string(),
+        "{yaml}"
+    );
+    Ok(())
+}
+
+fn label_annotate_scale(s: &Server, v: &str) -> Result<()> {
+    let out = s.kubectl_ok(
+        v,
+        &[
+            "label",
+            "deploy",
+            "nginx-deployment",
+            "-n",
+            "demo",
+            "tier=frontend",
+        ],
+    )?;
+    ensure!(
+        out.trim() == "deployment.apps/nginx-deployment labeled",
+        "{out}"
+    );
+    let out = s.kubectl_ok(
+        v,
+        &[
+            "annotate",
+            "deploy",
+            "nginx-deployment",
+            "-n",
+            "demo",
+            "owner=team-a",
+        ],
+    )?;
+    ensure!(
+        out.trim() == "deployment.apps/nginx-deployment annotated",
+        "{out}"
+    );
+    let out = s.kubectl_ok(
+        v,
+        &[
+            "scale",
+            "deploy",
+            "nginx-deployment",
+            "-n",
+            "demo",
+            "--replicas=3",
+        ],
+    )?;
+    ensure!(
+        out.trim() == "deployment.apps/nginx-deployment scaled",
+        "{out}"
+    );
+    let d = json(&s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "nginx-deployment",
+            "-n",
+            "demo",
+            "-o",
+            "json",
+        ],
+    )?)?;
+    ensure!(
+        d["spec"]["replicas"] == 3
+            && d["metadata"]["labels"]["tier"] == "frontend"
+            && d["metadata"]["annotations"]["owner"] == "team-a",
+        "{d}"
+    );
+    ensure!(
+        d["metadata"]["generation"] == 2,
+        "scale is a spec change: {}",
+        d["metadata"]
+    );
+    let selected = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "demo",
+            "-l",
+            "tier=frontend",
+            "-o",
+            "name",
+        ],
+    )?;
+    ensure!(
+        selected.trim() == "deployment.apps/nginx-deployment",
+        "{selected}"
+    );
+    // `notin` also selects objects without the label, as upstream.
+    let selected = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "demo",
+            "-l",
+            "tier notin (frontend),app",
+            "-o",
+            "name",
+        ],
+    )?;
+    ensure!(selected.trim() == "deployment.apps/web", "{selected}");
+    Ok(())
+}
+
+fn watch_sees_a_change(s: &Server, v: &str) -> Result<()> {
+    let mut child = Command::new(kubectl_path(v))
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["get", "configmaps", "-n", "demo", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // The initial list comes first; then a change made by someone else.
+    let first = rx.recv_timeout(Duration::from_secs(10))?;
+    ensure!(first.starts_with("configmap/"), "{first}");
+    s.kubectl_ok(v, &["create", "configmap", "watched", "-n", "demo"])?;
+    let seen = wait_for(Duration::from_secs(10), || {
+        rx.try_recv().ok().filter(|l| l == "configmap/watched")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    seen?;
+    Ok(())
+}
+
+fn delete_waits_for_the_object(s: &Server, v: &str) -> Result<()> {
+    let out = s.kubectl_ok(v, &["delete", "deploy", "web", "-n", "demo"])?;
+    // kubectl 1.37 adds "from demo namespace".
+    ensure!(
+        out.trim().starts_with("deployment.apps \"web\" deleted"),
+        "{out}"
+    );
+    let gone = s.kubectl(v, &["get", "deploy", "web", "-n", "demo"])?;
+    ensure!(!gone.status.success());
+    let err = String::from_utf8_lossy(&gone.stderr);
+    ensure!(err.contains("deployments.apps \"web\" not found"), "{err}");
+    Ok(())
+}
+
+fn pod_selectors(s: &Server, v: &str) -> Result<()> {
+    for name in ["p1", "p2"] {
+        s.kubectl_ok(
+            v,
+            &[
+                "run",
+                name,
+                "-n",
+                "demo",
+                "--image=busybox",
+                "--restart=Never",
+                "--labels",
+                &format!("app={name},tier=test"),
+            ],
+        )?;
+    }
+    let by_name = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "demo",
+            "--field-selector",
+            "metadata.name=p1",
+            "-o",
+            "name",
+        ],
+    )?;
+    ensure!(by_name.trim() == "pod/p1", "{by_name}");
+    let pending = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "demo",
+            "--field-selector",
+            "status.phase=Pending,spec.nodeName=",
+            "-o",
+            "name",
+        ],
+    )?;
+    ensure!(pending.lines().count() == 2, "{pending}");
+    let running = s.kubectl(
+        v,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "demo",
+            "--field-selector",
+            "status.phase=Running",
+        ],
+    )?;
+    ensure!(
+        running.status.success()
+            && String::from_utf8_lossy(&running.stderr).contains("No resources found")
+    );
+    let set_based = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "demo",
+            "-l",
+            "app in (p2,p3),tier",
+            "-o",
+            "name",
+        ],
+    )?;
+    ensure!(set_based.trim() == "pod/p2", "{set_based}");
+    let bad = s.kubectl(
+        v,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "demo",
+            "--field-selector",
+            "spec.unknown=x",
+        ],
+    )?;
+    ensure!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr)
+                .contains("field label not supported: spec.unknown")
+    );
+    Ok(())
+}
+
+/// The whole walkthrough of the core issue, in order, against one server.
+fn walkthrough(v: &str) -> Result<()> {
+    let s = Server::start()?;
+    discovery_and_info(&s, v)?;
+    create_commands(&s, v)?;
+    apply_docs_manifest(&s, v)?;
+    label_annotate_scale(&s, v)?;
+    watch_sees_a_change(&s, v)?;
+    delete_waits_for_the_object(&s, v)?;
+    pod_selectors(&s, v)?;
+    Ok(())
+}
+
+#[test]
+fn kubectl_1_32_walkthrough() -> Result<()> {
+    walkthrough("1.32")
+}
+
+#[test]
+fn kubectl_1_33_walkthrough() -> Result<()> {
+    walkthrough("1.33")
+}
+
+#[test]
+fn kubectl_1_37_walkthrough() -> Result<()> {
+    walkthrough("1.37")
+}
