@@ -12,6 +12,7 @@
 pub mod alloc;
 pub mod cache;
 pub mod codec;
+pub mod convert;
 pub mod discovery;
 pub mod handlers;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub mod request;
 pub mod respond;
 pub mod rest;
 pub mod server;
+pub mod smp;
 pub mod strategy;
 pub mod table;
 pub mod version;

@@ -275,3 +275,52 @@ async fn paging_returns_each_object_once() -> Result<()> {
     );
     Ok(())
 }
+
+/// autoscaling/v1 and v2 are one resource: an HPA written as v2 reads back as v1 with its
+/// CPU target, and a v1 update keeps the v2-only metrics.
+#[tokio::test]
+async fn hpa_is_served_in_both_versions() -> Result<()> {
+    use k8s_openapi::api::autoscaling::{v1, v2};
+    let s = Server::start()?;
+    let client = s.client().await?;
+    let hpa_v2: Api<v2::HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let hpa_v1: Api<v1::HorizontalPodAutoscaler> = Api::namespaced(client, "default");
+    let created: v2::HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [
+                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+                    {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]}
+    }))?;
+    hpa_v2.create(&PostParams::default(), &created).await?;
+    let as_v1 = hpa_v1.get("web").await?;
+    ensure!(
+        as_v1
+            .spec
+            .as_ref()
+            .and_then(|s| s.target_cpu_utilization_percentage)
+            == Some(70)
+    );
+    hpa_v1
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"spec": {"maxReplicas": 9, "targetCPUUtilizationPercentage": 60}}),
+            ),
+        )
+        .await?;
+    let back = hpa_v2.get("web").await?;
+    let spec = back.spec.ok_or_else(|| anyhow!("no spec"))?;
+    ensure!(spec.max_replicas == 9);
+    let metrics = spec.metrics.unwrap_or_default();
+    ensure!(metrics.len() == 2, "{metrics:?}");
+    ensure!(metrics
+        .iter()
+        .any(|m| m.resource.as_ref().is_some_and(|r| r.name == "memory")));
+    ensure!(metrics.iter().any(|m| m
+        .resource
+        .as_ref()
+        .is_some_and(|r| r.name == "cpu" && r.target.average_utilization == Some(60))));
+    Ok(())
+}

@@ -188,6 +188,65 @@ fn apply_docs_manifest(s: &Server, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// A second `kubectl apply` sends a three-way strategic merge patch: the live object ends
+/// as the file says, and what another writer set stays.
+fn reapply_changed_manifest(s: &Server, v: &str) -> Result<()> {
+    let first = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+  labels: {app: shop, stage: beta}
+spec:
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers:
+      - name: shop
+        image: nginx:1.24
+        env: [{name: A, value: \"1\"}]
+        ports: [{containerPort: 80}, {containerPort: 443}]
+";
+    s.kubectl_stdin(v, &["apply", "-n", "demo", "-f", "-"], first)?;
+    // Someone else adds an annotation; apply must keep it.
+    s.kubectl_ok(
+        v,
+        &["annotate", "deploy", "shop", "-n", "demo", "team=checkout"],
+    )?;
+    let second = first
+        .replace("nginx:1.24", "nginx:1.25")
+        .replace(
+            "env: [{name: A, value: \"1\"}]",
+            "env: [{name: A, value: \"1\"}, {name: B, value: \"2\"}]",
+        )
+        .replace(", {containerPort: 443}", "")
+        .replace(", stage: beta", "");
+    let out = s.kubectl_stdin(v, &["apply", "-n", "demo", "-f", "-"], &second)?;
+    ensure!(out.trim() == "deployment.apps/shop configured", "{out}");
+    let d = json(&s.kubectl_ok(v, &["get", "deploy", "shop", "-n", "demo", "-o", "json"])?)?;
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    ensure!(c["image"] == "nginx:1.25", "{c}");
+    ensure!(
+        c["env"] == serde_json::json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+        "{c}"
+    );
+    ensure!(
+        c["ports"].as_array().map(Vec::len) == Some(1) && c["ports"][0]["containerPort"] == 80,
+        "{c}"
+    );
+    ensure!(
+        d["metadata"]["labels"] == serde_json::json!({"app": "shop"}),
+        "{}",
+        d["metadata"]
+    );
+    ensure!(
+        d["metadata"]["annotations"]["team"] == "checkout",
+        "{}",
+        d["metadata"]
+    );
+    Ok(())
+}
+
 fn label_annotate_scale(s: &Server, v: &str) -> Result<()> {
     let out = s.kubectl_ok(
         v,
@@ -288,7 +347,10 @@ fn label_annotate_scale(s: &Server, v: &str) -> Result<()> {
             "name",
         ],
     )?;
-    ensure!(selected.trim() == "deployment.apps/web", "{selected}");
+    ensure!(
+        selected.trim() == "deployment.apps/shop\ndeployment.apps/web",
+        "{selected}"
+    );
     Ok(())
 }
 
@@ -435,6 +497,7 @@ fn walkthrough(v: &str) -> Result<()> {
     discovery_and_info(&s, v)?;
     create_commands(&s, v)?;
     apply_docs_manifest(&s, v)?;
+    reapply_changed_manifest(&s, v)?;
     label_annotate_scale(&s, v)?;
     watch_sees_a_change(&s, v)?;
     delete_waits_for_the_object(&s, v)?;

@@ -202,7 +202,8 @@ pub async fn read_body(mut body: Incoming) -> Result<Bytes, Status> {
 }
 
 /// Sets the object's apiVersion/kind to what the request's version serves.
-pub fn present(def: &ResourceDef, mut obj: Value) -> Value {
+pub fn present(def: &ResourceDef, obj: Value) -> Value {
+    let mut obj = crate::convert::to_version(def, obj);
     if let Some(map) = obj.as_object_mut() {
         map.insert("apiVersion".into(), json!(def.api_version()));
         map.insert("kind".into(), json!(def.kind));
@@ -286,6 +287,7 @@ async fn get(ctx: Ctx) -> Result<Response, Status> {
 async fn create(ctx: Ctx, body: Bytes) -> Result<Response, Status> {
     let opts = ctx.write_options()?;
     let (obj, warnings) = ctx.decode_object(&body, &opts, ctx.def.kind, &ctx.def.api_version())?;
+    let obj = crate::convert::to_storage(ctx.def, obj);
     let created = ctx.api.create(ctx.def, ctx.namespace(), obj, &opts).await?;
     Ok(object_response(
         StatusCode::CREATED,
@@ -298,6 +300,7 @@ async fn create(ctx: Ctx, body: Bytes) -> Result<Response, Status> {
 async fn update(ctx: Ctx, body: Bytes) -> Result<Response, Status> {
     let opts = ctx.write_options()?;
     let (obj, warnings) = ctx.decode_object(&body, &opts, ctx.def.kind, &ctx.def.api_version())?;
+    let obj = crate::convert::to_storage(ctx.def, obj);
     let sub = ctx.req.subresource.clone();
     let updated = ctx
         .api

@@ -14,22 +14,30 @@ use crate::rest::FieldValidation;
 pub enum PatchType {
     Json,
     Merge,
+    Strategic,
 }
 
 pub fn patch_type(content_type: &str) -> Result<PatchType, Status> {
     match codec::media_type(content_type).as_str() {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
         other => Err(Status::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other:?})"),
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"),
         )),
     }
 }
 
 /// Applies a patch document to `current`.
-pub fn apply(kind: PatchType, current: &Value, body: &[u8]) -> Result<Value, Status> {
+/// `schema` is the message of the patched kind; strategic merge patches need it.
+pub fn apply(
+    kind: PatchType,
+    current: &Value,
+    body: &[u8],
+    schema: Option<&keelson_schema::MessageDescriptor>,
+) -> Result<Value, Status> {
     let mut target = current.clone();
     match kind {
         PatchType::Json => {
@@ -50,6 +58,11 @@ pub fn apply(kind: PatchType, current: &Value, body: &[u8]) -> Result<Value, Sta
                 return Err(Status::bad_request("a merge patch must be a JSON object"));
             }
             json_patch::merge(&mut target, &doc);
+        }
+        PatchType::Strategic => {
+            let doc: Value = serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+            target = crate::smp::apply(current, &doc, schema).map_err(Status::bad_request)?;
         }
     }
     Ok(target)
@@ -82,7 +95,9 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> Result<super::Response, Status> {
             sub.as_deref(),
             &opts,
             |current| {
-                let mut patched = apply(kind, current, &body)?;
+                let view = crate::convert::to_version(def, current.clone());
+                let schema = keelson_schema::message_for(def.group, def.version, def.kind);
+                let mut patched = apply(kind, &view, &body, schema.as_ref())?;
                 if !patched.is_object() {
                     return Err(Status::bad_request(
                         "the patched object is not a JSON object",
@@ -112,7 +127,7 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> Result<super::Response, Status> {
                         }
                     }
                 }
-                Ok(patched)
+                Ok(crate::convert::to_storage(def, patched))
             },
         )
         .await?;
@@ -131,6 +146,7 @@ mod tests {
             PatchType::Merge,
             &cur,
             br#"{"metadata":{"labels":{"a":null,"c":"3"}}}"#,
+            None,
         )
         .ok();
         assert_eq!(
@@ -146,10 +162,11 @@ mod tests {
             PatchType::Json,
             &cur,
             br#"[{"op":"test","path":"/spec/x","value":1}]"#,
+            None,
         )
         .err();
         assert_eq!(err.map(|s| s.code), Some(422));
-        let err = apply(PatchType::Json, &cur, b"{").err();
+        let err = apply(PatchType::Json, &cur, b"{", None).err();
         assert_eq!(err.map(|s| s.code), Some(400));
     }
 }

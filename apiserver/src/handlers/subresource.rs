@@ -111,6 +111,7 @@ async fn write_scale(ctx: &Ctx, body: Bytes) -> Result<Response, Status> {
         Some(_) => Value::Null,
         None => crate::codec::decode_object(ctx.header("content-type"), &body, "Scale")?,
     };
+    let scale_schema = keelson_schema::message_for("autoscaling", "v1", "Scale");
     let updated = ctx
         .api
         .update(
@@ -122,7 +123,9 @@ async fn write_scale(ctx: &Ctx, body: Bytes) -> Result<Response, Status> {
             |current| {
                 let current_scale = scale_of(current);
                 let wanted = match patch_kind {
-                    Some(kind) => super::patch::apply(kind, &current_scale, &body)?,
+                    Some(kind) => {
+                        super::patch::apply(kind, &current_scale, &body, scale_schema.as_ref())?
+                    }
                     None => body_value.clone(),
                 };
                 let replicas = wanted
