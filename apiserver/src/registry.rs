@@ -256,6 +256,7 @@ fn build() -> Vec<ResourceDef> {
         Row::new()
             .short(&["ns"])
             .status::<core::Namespace>()
+            .subs(&[sub("finalize", "", "v1", "Namespace", &[UPDATE])])
             .fields(&["status.phase"])
             .strategy(&strategy::Namespace)
             .of::<core::Namespace>(),

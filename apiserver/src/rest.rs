@@ -310,7 +310,10 @@ impl Api {
             if new == old {
                 return Ok(old);
             }
-            if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
+            if object::is_deleting(&new)
+                && object::finalizers(&new).is_empty()
+                && !def.strategy.holds_deletion(&new)
+            {
                 if opts.dry_run {
                     return Ok(new);
                 }
@@ -383,6 +386,17 @@ impl Api {
                         None => map.remove("status"),
                     };
                 }
+            }
+            Some("finalize") => {
+                // Only spec.finalizers changes: how the namespace controller releases a
+                // namespace it has emptied.
+                let finalizers = new.pointer("/spec/finalizers").cloned();
+                new = old.clone();
+                let spec = object::ensure_object(&mut new, &["spec"]);
+                match finalizers {
+                    Some(f) => spec.insert("finalizers".into(), f),
+                    None => spec.remove("finalizers"),
+                };
             }
             _ => {
                 if def.has_status() {
@@ -510,7 +524,7 @@ impl Api {
                 _ => {}
             }
             let grace = self.grace_period(def, &old, opts);
-            let held = !finalizers.is_empty() || grace > 0;
+            let held = !finalizers.is_empty() || grace > 0 || def.strategy.holds_deletion(&old);
             if !held {
                 if opts.dry_run {
                     return Ok(Deleted::Gone(old));
@@ -543,6 +557,7 @@ impl Api {
             if finalizers.is_empty() {
                 meta.remove("finalizers");
             }
+            def.strategy.prepare_delete(&mut new);
             if new == old {
                 return Ok(Deleted::Pending(old));
             }

@@ -82,6 +82,23 @@ fn discovery_and_info(s: &Server, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// OpenAPI v3 serves `kubectl explain` and server-side field validation.
+fn explain_and_strict_validation(s: &Server, v: &str) -> Result<()> {
+    let explained = s.kubectl_ok(v, &["explain", "deployment.spec.strategy"])?;
+    ensure!(
+        explained.contains("rollingUpdate") && explained.contains("DeploymentStrategy"),
+        "{explained}"
+    );
+    let typo = NGINX_DEPLOYMENT.replace("replicas: 1", "replicas: 1\n  replicaz: 2");
+    let err = s
+        .kubectl_stdin(v, &["apply", "-n", "default", "-f", "-"], &typo)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(err.contains("unknown field \"spec.replicaz\""), "{err}");
+    Ok(())
+}
+
 fn create_commands(s: &Server, v: &str) -> Result<()> {
     ensure!(s.kubectl_ok(v, &["create", "ns", "demo"])?.trim() == "namespace/demo created");
     let out = s.kubectl_ok(
@@ -495,6 +512,7 @@ fn pod_selectors(s: &Server, v: &str) -> Result<()> {
 fn walkthrough(v: &str) -> Result<()> {
     let s = Server::start()?;
     discovery_and_info(&s, v)?;
+    explain_and_strict_validation(&s, v)?;
     create_commands(&s, v)?;
     apply_docs_manifest(&s, v)?;
     reapply_changed_manifest(&s, v)?;

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `keelson` processes driven by real kubectl, curl and kube-rs.
 //! One test binary (one link); nextest runs the tests in parallel.
 
+mod api;
 mod harness;
 mod kube_rs;
 mod kubectl;

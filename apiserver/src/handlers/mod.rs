@@ -229,7 +229,7 @@ pub async fn handle(ctx: Ctx, method: Method, body: Incoming) -> Response {
             Ok(bytes) => create(ctx, bytes).await,
             Err(s) => Err(s),
         },
-        (&Method::PUT, true, None | Some("status")) => match read_body(body).await {
+        (&Method::PUT, true, None | Some("status" | "finalize")) => match read_body(body).await {
             Ok(bytes) => update(ctx, bytes).await,
             Err(s) => Err(s),
         },

@@ -18,6 +18,14 @@ impl Strategy for Namespace {
         let spec = crate::object::ensure_object(obj, &["spec"]);
         spec.insert("finalizers".into(), json!(["kubernetes"]));
     }
+    fn holds_deletion(&self, obj: &Value) -> bool {
+        obj.pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+    }
+    fn prepare_delete(&self, obj: &mut Value) {
+        crate::object::ensure_object(obj, &["status"]).insert("phase".into(), json!("Terminating"));
+    }
     fn default(&self, obj: &mut Value) {
         // The NamespaceDefaultLabelName feature: the name is always a label.
         let name = crate::object::name(obj).to_string();

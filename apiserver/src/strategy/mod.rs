@@ -24,6 +24,13 @@ pub trait Strategy: Sync + Send {
     }
     /// Resets what a client may not set on create (beyond the generic status reset).
     fn prepare_create(&self, _obj: &mut Value) {}
+    /// Whether something other than metadata.finalizers keeps a deleted object (a
+    /// Namespace's `spec.finalizers`).
+    fn holds_deletion(&self, _obj: &Value) -> bool {
+        false
+    }
+    /// Marks an object whose deletion has begun (finalizers still hold it).
+    fn prepare_delete(&self, _obj: &mut Value) {}
     /// Fills in defaults, on create and on every update, as the defaulting functions do.
     fn default(&self, _obj: &mut Value) {}
     /// Kind-specific validation of a whole object.
