@@ -142,15 +142,24 @@ impl Api {
         name: &str,
     ) -> Result<Value, Status> {
         let key = object_key(def, namespace, name);
-        match self
+        self.read_current(def, &key, name).await.map(|(_, obj)| obj)
+    }
+
+    /// The stored object at `key`, raw and decoded; 404 if there is none.
+    async fn read_current(
+        &self,
+        def: &ResourceDef,
+        key: &str,
+        name: &str,
+    ) -> Result<(KeyValue, Value), Status> {
+        let kv = self
             .store
-            .get(&key)
+            .get(key)
             .await
             .map_err(|e| storage_error(def, name, e))?
-        {
-            Some(kv) => decode(def, &kv),
-            None => Err(Status::not_found(def.resource, def.group, name)),
-        }
+            .ok_or_else(|| Status::not_found(def.resource, def.group, name))?;
+        let obj = decode(def, &kv)?;
+        Ok((kv, obj))
     }
 
     /// The NamespaceLifecycle admission check for a namespaced create.
@@ -294,13 +303,7 @@ impl Api {
     {
         let key = object_key(def, namespace, name);
         for _ in 0..UPDATE_RETRIES {
-            let kv = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| storage_error(def, name, e))?
-                .ok_or_else(|| Status::not_found(def.resource, def.group, name))?;
-            let old = decode(def, &kv)?;
+            let (kv, old) = self.read_current(def, &key, name).await?;
             let requested = mutate(&old)?;
             let pinned = object::resource_version(&requested).to_string();
             if !pinned.is_empty() && pinned != kv.mod_revision.to_string() {
@@ -484,13 +487,7 @@ impl Api {
         }
         let key = object_key(def, namespace, name);
         for _ in 0..UPDATE_RETRIES {
-            let kv = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| storage_error(def, name, e))?
-                .ok_or_else(|| Status::not_found(def.resource, def.group, name))?;
-            let old = decode(def, &kv)?;
+            let (kv, old) = self.read_current(def, &key, name).await?;
             if let Some(uid) = opts.precondition_uid.as_deref() {
                 if uid != object::uid(&old) {
                     return Err(Status::conflict(

@@ -113,7 +113,8 @@ pub struct ListOptions {
     pub continue_token: Option<String>,
 }
 
-fn list_invalid(field: &str, message: &str) -> Status {
+/// 422 on ListOptions, as `ValidateListOptions` words it.
+pub fn list_invalid(field: &str, message: &str) -> Status {
     Status::invalid(
         "ListOptions",
         "meta.k8s.io",

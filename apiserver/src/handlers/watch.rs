@@ -8,31 +8,18 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use keelson_apimachinery::{Cause, Status};
+use keelson_apimachinery::Status;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::list::Filter;
+use super::list::{list_invalid, Filter};
 use super::Ctx;
 use crate::cache::{CacheEvent, EventType, TooOld};
 use crate::registry::ResourceDef;
 use crate::respond::{self, Response};
 
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
-
-fn watch_invalid(field: &str, message: &str) -> Status {
-    Status::invalid(
-        "ListOptions",
-        "meta.k8s.io",
-        "",
-        vec![Cause::new(
-            "FieldValueForbidden",
-            format!("Forbidden: {message}"),
-            field,
-        )],
-    )
-}
 
 /// How the stream's objects are shaped: full objects, Tables or metadata only.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -150,19 +137,19 @@ async fn start(ctx: Ctx) -> Result<Response, Status> {
     let bookmarks = q.flag("allowWatchBookmarks").unwrap_or(false);
     if let Some(initial) = send_initial {
         if q.get("resourceVersionMatch") != Some("NotOlderThan") {
-            return Err(watch_invalid(
+            return Err(list_invalid(
                 "resourceVersionMatch",
                 "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
             ));
         }
         if initial && !bookmarks {
-            return Err(watch_invalid(
+            return Err(list_invalid(
                 "allowWatchBookmarks",
                 "sendInitialEvents requires setting allowWatchBookmarks to true",
             ));
         }
     } else if let Some(m) = q.non_empty("resourceVersionMatch") {
-        return Err(watch_invalid("resourceVersionMatch", &format!("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided (got {m})")));
+        return Err(list_invalid("resourceVersionMatch", &format!("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided (got {m})")));
     }
     let revision: Option<i64> = match rv.as_deref() {
         None => None,

@@ -80,6 +80,15 @@ fn validate_selector(obj: &Value, template_path: &str, causes: &mut Vec<Cause>) 
     }
 }
 
+/// What every workload with a selector and a pod template must satisfy.
+fn validate_replicated(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    validate_selector(obj, "spec.template", &mut causes);
+    validate_template(obj, &["spec", "template"], &mut causes);
+    check_non_negative(obj, &["spec", "replicas"], "spec.replicas", &mut causes);
+    causes
+}
+
 fn spec_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
     obj_mut(obj, "spec")
 }
@@ -116,10 +125,7 @@ impl Strategy for Deployment {
         default_template(obj, &["spec", "template"]);
     }
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        validate_selector(obj, "spec.template", &mut causes);
-        validate_template(obj, &["spec", "template"], &mut causes);
-        check_non_negative(obj, &["spec", "replicas"], "spec.replicas", &mut causes);
+        let mut causes = validate_replicated(obj);
         if let Some(t) = obj.pointer("/spec/strategy/type").filter(|v| !v.is_null()) {
             const TYPES: &[&str] = &["Recreate", "RollingUpdate"];
             if !t.as_str().is_some_and(|t| TYPES.contains(&t)) {
@@ -159,11 +165,7 @@ impl Strategy for ReplicaSet {
         default_template(obj, &["spec", "template"]);
     }
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        validate_selector(obj, "spec.template", &mut causes);
-        validate_template(obj, &["spec", "template"], &mut causes);
-        check_non_negative(obj, &["spec", "replicas"], "spec.replicas", &mut causes);
-        causes
+        validate_replicated(obj)
     }
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         let mut causes = self.validate(new);
@@ -196,11 +198,7 @@ impl Strategy for StatefulSet {
         default_template(obj, &["spec", "template"]);
     }
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        validate_selector(obj, "spec.template", &mut causes);
-        validate_template(obj, &["spec", "template"], &mut causes);
-        check_non_negative(obj, &["spec", "replicas"], "spec.replicas", &mut causes);
-        causes
+        validate_replicated(obj)
     }
 }
 
@@ -221,10 +219,7 @@ impl Strategy for DaemonSet {
         default_template(obj, &["spec", "template"]);
     }
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        validate_selector(obj, "spec.template", &mut causes);
-        validate_template(obj, &["spec", "template"], &mut causes);
-        causes
+        validate_replicated(obj)
     }
 }
 
