@@ -32,11 +32,17 @@ pub struct Server {
     pub kubeconfig: PathBuf,
     /// Time from spawn to the "ready" log line of the last start.
     pub ready_after: Duration,
+    extra_args: Vec<String>,
 }
 
 impl Server {
     /// A fresh server on a free port.
     pub fn start() -> Result<Server> {
+        Server::start_with(&[])
+    }
+
+    /// A fresh server with extra command-line flags.
+    pub fn start_with(extra_args: &[String]) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let mut server = Server {
@@ -45,6 +51,7 @@ impl Server {
             child: None,
             kubeconfig,
             ready_after: Duration::ZERO,
+            extra_args: extra_args.to_vec(),
         };
         server.spawn()?;
         Ok(server)
@@ -63,6 +70,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(self.dir.path())
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -199,6 +207,23 @@ impl Server {
         body: Option<&[u8]>,
         auth: bool,
     ) -> Result<(u16, String)> {
+        let auth = if auth {
+            Auth::AdminCert
+        } else {
+            Auth::Anonymous
+        };
+        self.curl_as(method, path, content_type, body, auth)
+    }
+
+    /// A raw HTTPS request as the given client.
+    pub fn curl_as(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&[u8]>,
+        auth: Auth,
+    ) -> Result<(u16, String)> {
         use std::io::Write;
         let tls = self.dir.path().join("tls");
         let mut cmd = Command::new("curl");
@@ -213,11 +238,17 @@ impl Server {
             "--cacert",
         ])
         .arg(tls.join("ca.crt"));
-        if auth {
-            cmd.arg("--cert")
-                .arg(tls.join("admin.crt"))
-                .arg("--key")
-                .arg(tls.join("admin.key"));
+        match auth {
+            Auth::AdminCert => {
+                cmd.arg("--cert")
+                    .arg(tls.join("admin.crt"))
+                    .arg("--key")
+                    .arg(tls.join("admin.key"));
+            }
+            Auth::Bearer(token) => {
+                cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+            }
+            Auth::Anonymous => {}
         }
         if !content_type.is_empty() {
             cmd.args(["-H", &format!("Content-Type: {content_type}")]);
@@ -254,6 +285,13 @@ impl Server {
         }
         Ok((code, body.to_string()))
     }
+}
+
+/// Who a raw request is made as.
+pub enum Auth<'a> {
+    AdminCert,
+    Bearer(&'a str),
+    Anonymous,
 }
 
 impl Drop for Server {

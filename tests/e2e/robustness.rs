@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 
-use crate::harness::Server;
+use crate::harness::{Auth, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() -> Result<()> {
@@ -157,5 +157,38 @@ fn start_to_ready_is_quick() -> Result<()> {
         code == 200 && body.contains("apiserver_request_total"),
         "{body}"
     );
+    Ok(())
+}
+
+#[test]
+fn static_bearer_tokens_authenticate() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "# token,user,uid,groups\nsecret-token-1,alice,uid-1,\"dev,ops\"\n",
+    )?;
+    let s = Server::start_with(&[
+        "--token-auth-file".to_string(),
+        tokens.display().to_string(),
+    ])?;
+    let (code, text) = s.curl_as(
+        "GET",
+        "/api/v1/namespaces",
+        "",
+        None,
+        Auth::Bearer("secret-token-1"),
+    )?;
+    ensure!(
+        code == 200 && text.contains("NamespaceList"),
+        "{code} {text}"
+    );
+    let (code, text) = s.curl_as("GET", "/api/v1/namespaces", "", None, Auth::Bearer("wrong"))?;
+    ensure!(
+        code == 401 && status(&text)["reason"] == "Unauthorized",
+        "{code} {text}"
+    );
+    let (code, _) = s.curl_as("GET", "/version", "", None, Auth::Anonymous)?;
+    ensure!(code == 200, "/version is public");
     Ok(())
 }
