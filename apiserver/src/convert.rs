@@ -3,9 +3,12 @@
 //! through another version is converted before it is stored, and objects are converted to
 //! the version of the request before they are returned.
 //!
-//! Today the only such kind is HorizontalPodAutoscaler (autoscaling/v2 stored, v1 served).
-//! As upstream, what v1 cannot express (metrics other than the CPU target, conditions)
-//! travels in annotations so that a v1 round trip loses nothing.
+//! Two kinds do this today, as upstream:
+//! - HorizontalPodAutoscaler: autoscaling/v2 stored, v1 served. What v1 cannot express
+//!   (metrics other than the CPU target, conditions) travels in annotations so that a v1
+//!   round trip loses nothing.
+//! - Event: core/v1 stored, events.k8s.io/v1 served too, so that `kubectl describe` (core
+//!   events) shows what kube-rs' recorder writes (events.k8s.io events).
 
 use serde_json::{json, Map, Value};
 
@@ -16,11 +19,12 @@ const CURRENT_METRICS_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/curren
 const CONDITIONS_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/conditions";
 const BEHAVIOR_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/behavior";
 
-/// The version objects of `def`'s kind are stored in, if it differs from `def.version`.
-pub fn storage_version(def: &ResourceDef) -> &'static str {
+/// The group and version objects of `def`'s kind are stored in.
+pub fn storage_group_version(def: &ResourceDef) -> (&'static str, &'static str) {
     match (def.group, def.kind) {
-        ("autoscaling", "HorizontalPodAutoscaler") => "v2",
-        _ => def.version,
+        ("autoscaling", "HorizontalPodAutoscaler") => ("autoscaling", "v2"),
+        ("events.k8s.io", "Event") => ("", "v1"),
+        _ => (def.group, def.version),
     }
 }
 
@@ -34,18 +38,57 @@ pub fn to_version(def: &ResourceDef, obj: Value) -> Value {
     match (def.group, def.kind, from.as_str(), def.version) {
         ("autoscaling", "HorizontalPodAutoscaler", "autoscaling/v2", "v1") => hpa_v2_to_v1(obj),
         ("autoscaling", "HorizontalPodAutoscaler", "autoscaling/v1", "v2") => hpa_v1_to_v2(obj),
+        ("events.k8s.io", "Event", "v1", _) => event_core_to_events(obj),
         _ => obj,
     }
 }
 
 /// Converts an object written through `def`'s version to the storage version.
 pub fn to_storage(def: &ResourceDef, obj: Value) -> Value {
-    match (def.group, def.kind, storage_version(def)) {
-        ("autoscaling", "HorizontalPodAutoscaler", "v2") if def.version == "v1" => {
-            hpa_v1_to_v2(obj)
-        }
+    match (def.group, def.kind, def.version) {
+        ("autoscaling", "HorizontalPodAutoscaler", "v1") => hpa_v1_to_v2(obj),
+        ("events.k8s.io", "Event", _) => event_events_to_core(obj),
         _ => obj,
     }
+}
+
+/// events.k8s.io/v1 field ↔ core/v1 field (pkg/apis/events/v1 conversion).
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+fn rename_fields(
+    mut obj: Value,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+    api_version: &str,
+) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        for (from, to) in pairs {
+            if let Some(v) = map.remove(from) {
+                map.insert(to.to_string(), v);
+            }
+        }
+        map.insert("apiVersion".into(), json!(api_version));
+    }
+    obj
+}
+
+fn event_events_to_core(obj: Value) -> Value {
+    rename_fields(obj, EVENT_FIELDS.iter().copied(), "v1")
+}
+
+fn event_core_to_events(obj: Value) -> Value {
+    rename_fields(
+        obj,
+        EVENT_FIELDS.iter().map(|(a, b)| (*b, *a)),
+        "events.k8s.io/v1",
+    )
 }
 
 fn annotations(obj: &mut Value) -> &mut Map<String, Value> {
@@ -210,6 +253,23 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
 mod tests {
     use super::*;
     use crate::registry::registry;
+
+    #[test]
+    fn events_k8s_io_events_are_core_events_in_storage() {
+        let def = registry()
+            .lookup("events.k8s.io", "v1", "events")
+            .expect("events");
+        let e = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
+                        "regarding": {"kind": "Pod", "name": "p"}, "note": "pulled", "reason": "Pulled",
+                        "reportingController": "kubelet", "deprecatedCount": 2});
+        let stored = to_storage(def, e.clone());
+        assert_eq!(stored["involvedObject"]["name"], "p");
+        assert_eq!(stored["message"], "pulled");
+        assert_eq!(stored["apiVersion"], "v1");
+        assert_eq!(to_version(def, stored), e);
+        let core = registry().lookup("", "v1", "events").expect("core events");
+        assert_eq!(core.storage_prefix(), def.storage_prefix());
+    }
 
     #[test]
     fn hpa_round_trips_through_v1_without_losing_metrics() {

@@ -110,11 +110,8 @@ impl ResourceDef {
 
     /// Where this resource's objects live in the store. Versions of one group share it.
     pub fn storage_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            self.group
-        };
+        let (group, _) = crate::convert::storage_group_version(self);
+        let group = if group.is_empty() { "core" } else { group };
         format!("/registry/{group}/{}/", self.resource)
     }
 

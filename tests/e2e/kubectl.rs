@@ -537,3 +537,64 @@ fn kubectl_1_33_walkthrough() -> Result<()> {
 fn kubectl_1_37_walkthrough() -> Result<()> {
     walkthrough("1.37")
 }
+
+/// An events.k8s.io/v1 Event (what kube-rs' recorder writes) shows up in `kubectl describe`,
+/// which lists core/v1 events by involvedObject field selectors.
+#[test]
+fn describe_shows_events_of_both_apis() -> Result<()> {
+    let s = Server::start()?;
+    s.kubectl_ok("1.37", &["run", "p", "--image=busybox", "--restart=Never"])?;
+    let pod = json(&s.kubectl_ok("1.37", &["get", "pod", "p", "-o", "json"])?)?;
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    let event = serde_json::json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "p.recorded", "namespace": "default"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": {"apiVersion": "v1", "kind": "Pod", "name": "p", "namespace": "default", "uid": uid},
+        "reason": "Recorded", "note": "written through events.k8s.io", "type": "Normal",
+        "action": "Testing", "reportingController": "keelson-test", "reportingInstance": "keelson-test-1",
+    });
+    s.kubectl_stdin("1.37", &["create", "-f", "-"], &event.to_string())?;
+    let core = serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "p.core", "namespace": "default"},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "p", "namespace": "default", "uid": uid},
+        "reason": "CoreReason", "message": "written through core/v1", "type": "Warning",
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z", "count": 1,
+        "source": {"component": "keelson-test"},
+    });
+    s.kubectl_stdin("1.37", &["create", "-f", "-"], &core.to_string())?;
+    let described = s.kubectl_ok("1.37", &["describe", "pod", "p"])?;
+    let events = described.split("Events:").nth(1).unwrap_or("");
+    ensure!(
+        events.contains("Recorded") && events.contains("written through events.k8s.io"),
+        "{described}"
+    );
+    ensure!(
+        events.contains("CoreReason") && events.contains("written through core/v1"),
+        "{described}"
+    );
+    // And the other way round: the core event is listed through events.k8s.io with `regarding`.
+    let listed = json(&s.kubectl_ok(
+        "1.37",
+        &[
+            "get",
+            "events.v1.events.k8s.io",
+            "--field-selector",
+            "regarding.name=p",
+            "-o",
+            "json",
+        ],
+    )?)?;
+    let notes: Vec<&str> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["note"].as_str())
+        .collect();
+    ensure!(
+        notes.len() == 2 && notes.contains(&"written through core/v1"),
+        "{listed}"
+    );
+    Ok(())
+}

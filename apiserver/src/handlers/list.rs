@@ -20,6 +20,7 @@ use crate::rest::{storage_error, Deleted};
 
 /// Which objects a list or watch selects.
 pub struct Filter {
+    def: &'static ResourceDef,
     namespace_prefix: String,
     labels: Option<Selector>,
     fields: Option<FieldSelector>,
@@ -70,6 +71,7 @@ impl Filter {
             _ => prefix,
         };
         Ok(Filter {
+            def: ctx.def,
             namespace_prefix,
             labels,
             fields,
@@ -97,6 +99,15 @@ impl Filter {
             }
         }
         if let Some(f) = &self.fields {
+            // Field selectors name the fields of the request's version.
+            let converted;
+            let obj =
+                if obj.get("apiVersion").and_then(Value::as_str) == Some(&self.def.api_version()) {
+                    obj
+                } else {
+                    converted = crate::convert::to_version(self.def, obj.clone());
+                    &converted
+                };
             if !f.matches(|field| object::field_string(obj, field)) {
                 return false;
             }
