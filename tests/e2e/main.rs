@@ -3,6 +3,7 @@
 
 mod api;
 mod harness;
+mod helm;
 mod kube_rs;
 mod kubectl;
 mod robustness;
