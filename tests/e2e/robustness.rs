@@ -96,6 +96,8 @@ fn bad_input_gets_the_right_status_and_the_server_keeps_serving() -> Result<()> 
         ("unknown media type", cms.to_string(), "text/html", b"<p>".to_vec(), true, 415, "UnsupportedMediaType"),
         ("anonymous", cms.to_string(), "application/json", br#"{"metadata":{"name":"anon"}}"#.to_vec(), false, 401, "Unauthorized"),
         ("missing namespace", "/api/v1/namespaces/nope/configmaps".into(), "application/json", br#"{"metadata":{"name":"x"}}"#.to_vec(), true, 404, "NotFound"),
+        ("duplicate field, strict", format!("{cms}?fieldValidation=Strict"), "application/json", br#"{"metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}"#.to_vec(), true, 400, "BadRequest"),
+        ("unknown field, strict", format!("{cms}?fieldValidation=Strict"), "application/json", br#"{"metadata":{"name":"unk"},"dta":{}}"#.to_vec(), true, 400, "BadRequest"),
     ];
     for (what, path, ct, body, auth, code, reason) in cases {
         let (got, text) = s.curl("POST", &path, ct, Some(&body), auth)?;
@@ -106,6 +108,19 @@ fn bad_input_gets_the_right_status_and_the_server_keeps_serving() -> Result<()> 
             "{what}: {text}"
         );
     }
+    let (_, text) = s.curl(
+        "POST",
+        &format!("{cms}?fieldValidation=Strict"),
+        "application/json",
+        Some(br#"{"metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}"#),
+        true,
+    )?;
+    ensure!(
+        status(&text)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("strict decoding error: duplicate field \"data.a\"")),
+        "{text}"
+    );
     // A 4 MiB body: 413.
     let big = format!(
         r#"{{"metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,

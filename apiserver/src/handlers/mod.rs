@@ -116,31 +116,47 @@ impl Ctx {
         let content_type = self.header("content-type");
         let mut obj = codec::decode_object(content_type, body, kind)?;
         check_type(&mut obj, kind, api_version)?;
-        let mut warnings = Vec::new();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let mut problems = Vec::new();
+        if opts.field_validation != FieldValidation::Ignore
+            && codec::media_type(content_type).ends_with("json")
+        {
+            problems.extend(
+                codec::duplicate_fields(body)
+                    .into_iter()
+                    .map(|f| format!("duplicate field \"{f}\"")),
+            );
+        }
         if let Some(desc) = keelson_schema::message_for(group, version, kind) {
             let prune = opts.field_validation != FieldValidation::Strict;
             let unknown = keelson_schema::find_unknown_fields(&desc, &mut obj, prune);
-            if !unknown.is_empty() {
-                match opts.field_validation {
-                    FieldValidation::Strict => {
-                        let list: Vec<String> = unknown
-                            .iter()
-                            .map(|f| format!("unknown field \"{f}\""))
-                            .collect();
-                        return Err(Status::bad_request(format!(
-                            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
-                            list.join(", ")
-                        )));
-                    }
-                    FieldValidation::Warn => {
-                        warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
-                    }
-                    FieldValidation::Ignore => {}
-                }
-            }
+            problems.extend(
+                unknown
+                    .into_iter()
+                    .map(|f| format!("unknown field \"{f}\"")),
+            );
         }
+        let warnings = judge_fields(opts.field_validation, kind, version, problems)?;
         Ok((obj, warnings))
+    }
+}
+
+/// Applies the fieldValidation mode to what decoding found (unknown or duplicate fields):
+/// Strict refuses the request, Warn returns the warnings to send, Ignore drops them.
+pub fn judge_fields(
+    mode: FieldValidation,
+    kind: &str,
+    version: &str,
+    problems: Vec<String>,
+) -> Result<Vec<String>, Status> {
+    match mode {
+        _ if problems.is_empty() => Ok(Vec::new()),
+        FieldValidation::Strict => Err(Status::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            problems.join(", ")
+        ))),
+        FieldValidation::Warn => Ok(problems),
+        FieldValidation::Ignore => Ok(Vec::new()),
     }
 }
 

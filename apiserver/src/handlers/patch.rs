@@ -110,22 +110,16 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> Result<super::Response, Status> {
                         &mut patched,
                         opts.field_validation != FieldValidation::Strict,
                     );
-                    if !unknown.is_empty() {
-                        let list: Vec<String> = unknown
-                            .iter()
-                            .map(|f| format!("unknown field \"{f}\""))
-                            .collect();
-                        match opts.field_validation {
-                            FieldValidation::Strict => {
-                                return Err(Status::bad_request(format!(
-                                    "strict decoding error: {}",
-                                    list.join(", ")
-                                )));
-                            }
-                            FieldValidation::Warn => warnings = list,
-                            FieldValidation::Ignore => {}
-                        }
-                    }
+                    let problems = unknown
+                        .into_iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
+                    warnings = super::judge_fields(
+                        opts.field_validation,
+                        def.kind,
+                        def.version,
+                        problems,
+                    )?;
                 }
                 Ok(crate::convert::to_storage(def, patched))
             },
