@@ -1,6 +1,6 @@
 //! The SQLite backend: the shared conformance suite, plus what is specific to it.
 
-mod conformance;
+use crate::conformance;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use keelson_storage::{SqliteStore, Store};
 
 const CHILD_ENV: &str = "KEELSON_STORAGE_DURABILITY_CHILD_DB";
-const TEST_NAME: &str = "acknowledged_writes_survive_sigkill";
+const TEST_NAME: &str = "durability::acknowledged_writes_survive_sigkill";
 const TASKS: usize = 16;
 
 #[test]

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 #[test]
 fn json_field_names_match_upstream_definitions() {
-    let data = include_str!("data/upstream_fields.tsv");
+    let data = include_str!("../data/upstream_fields.tsv");
     let upstream: HashMap<&str, BTreeSet<&str>> = data
         .lines()
         .filter_map(|l| l.split_once('\t'))

@@ -1,0 +1,5 @@
+//! Integration tests of keelson-schema, one test binary (one link).
+
+mod decode;
+mod fixtures;
+mod upstream;

@@ -1,0 +1,5 @@
+//! Integration tests of keelson-storage, one test binary (one link).
+
+mod conformance;
+mod durability;
+mod sqlite;
