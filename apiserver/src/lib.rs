@@ -29,6 +29,8 @@ pub mod table;
 pub mod version;
 
 mod bootstrap;
+#[cfg(test)]
+mod no_panic_tests;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! HTTP handlers for resource requests: decoding options and bodies, calling the object
 //! lifecycle in `rest`, shaping responses.
 
-mod list;
-mod patch;
+pub mod list;
+pub mod patch;
 mod subresource;
 mod watch;
 
