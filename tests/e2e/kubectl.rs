@@ -598,3 +598,115 @@ fn describe_shows_events_of_both_apis() -> Result<()> {
     );
     Ok(())
 }
+
+/// `kubectl edit` (with an EDITOR script), `kubectl diff` (a dry-run patch) and `kubectl
+/// patch` of each patch type.
+fn edit_diff_patch(v: &str) -> Result<()> {
+    let s = Server::start()?;
+    s.kubectl_stdin(v, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
+    let editor = "sed -i s/nginx:1.7.9/nginx:1.8/";
+    let out = Command::new(kubectl_path(v))
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["edit", "deploy", "nginx-deployment"])
+        .env("KUBE_EDITOR", editor)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "edit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "nginx-deployment",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+    )?;
+    ensure!(image == "nginx:1.8", "{image}");
+    // diff exits 1 when there are differences, and changes nothing.
+    let changed = NGINX_DEPLOYMENT.replace("replicas: 1", "replicas: 4");
+    let mut child = Command::new(kubectl_path(v))
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["diff", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("no stdin"))?
+            .write_all(changed.as_bytes())?;
+    }
+    let diff = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&diff.stdout);
+    ensure!(
+        diff.status.code() == Some(1)
+            && text.contains("-  replicas: 1")
+            && text.contains("+  replicas: 4"),
+        "{text}"
+    );
+    ensure!(
+        s.kubectl_ok(
+            v,
+            &[
+                "get",
+                "deploy",
+                "nginx-deployment",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ]
+        )? == "1"
+    );
+    s.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "deploy",
+            "nginx-deployment",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#,
+        ],
+    )?;
+    s.kubectl_ok(
+        v,
+        &[
+            "patch",
+            "deploy",
+            "nginx-deployment",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"m":"1"}}}"#,
+        ],
+    )?;
+    s.kubectl_ok(v, &["patch", "deploy", "nginx-deployment", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","env":[{"name":"X","value":"1"}]}]}}}}"#])?;
+    let d = json(&s.kubectl_ok(v, &["get", "deploy", "nginx-deployment", "-o", "json"])?)?;
+    ensure!(
+        d["spec"]["replicas"] == 2 && d["metadata"]["labels"]["m"] == "1",
+        "{d}"
+    );
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    ensure!(
+        c["image"] == "nginx:1.8" && c["env"][0]["name"] == "X",
+        "strategic patch merged into the container: {c}"
+    );
+    Ok(())
+}
+
+#[test]
+fn kubectl_1_32_edit_diff_patch() -> Result<()> {
+    edit_diff_patch("1.32")
+}
+
+#[test]
+fn kubectl_1_37_edit_diff_patch() -> Result<()> {
+    edit_diff_patch("1.37")
+}
