@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod object;
 pub mod openapi;
+pub mod printers;
 pub mod registry;
 pub mod request;
 pub mod respond;

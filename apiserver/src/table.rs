@@ -1,13 +1,12 @@
-//! meta/v1 Table and PartialObjectMetadata responses. Every kind gets the NAME and AGE
-//! columns that upstream serves for kinds without printers; per-kind columns are a later
-//! issue's work and will come from the registry table.
+//! meta/v1 Table and PartialObjectMetadata responses. The columns and cells of each kind
+//! come from [`crate::printers`] (upstream's printers); kinds without one get NAME and AGE.
 
 use std::sync::Arc;
 
 use keelson_apimachinery::Status;
 use serde_json::{json, Value};
 
-use crate::object;
+use crate::printers;
 use crate::registry::ResourceDef;
 use crate::request::Query;
 
@@ -91,12 +90,17 @@ pub fn human_duration(seconds: i64) -> String {
     format!("{}y", hours / 24 / 365)
 }
 
-fn age(obj: &Value) -> String {
-    let created = object::meta_str(obj, "creationTimestamp");
-    match chrono::DateTime::parse_from_rfc3339(created) {
-        Ok(t) => human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()),
-        Err(_) => "<unknown>".into(),
+/// HorizontalPodAutoscalers are printed from the autoscaling/v2 form, as upstream prints
+/// them from its internal version; anything else as stored.
+fn printable(def: &ResourceDef, obj: &Value) -> Option<Value> {
+    if def.group != "autoscaling"
+        || def.kind != "HorizontalPodAutoscaler"
+        || obj.get("apiVersion").and_then(Value::as_str) != Some("autoscaling/v1")
+    {
+        return None;
     }
+    let v2 = crate::registry::registry().lookup("autoscaling", "v2", "horizontalpodautoscalers")?;
+    Some(crate::convert::to_version(v2, obj.clone()))
 }
 
 pub fn render(
@@ -109,10 +113,17 @@ pub fn render(
     if !["None", "Metadata", "Object"].contains(&include) {
         return Err(Status::bad_request(format!("includeObject: Unsupported value: {include:?}: supported values: \"None\", \"Metadata\", \"Object\"")));
     }
+    let printer = printers::printer(def.group, def.kind);
+    let now = chrono::Utc::now();
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
-            let mut row = json!({"cells": [object::name(obj), age(obj)]});
+            let converted = printable(def, obj);
+            let printed = converted.as_ref().unwrap_or(obj);
+            let mut row = json!({"cells": (printer.cells)(printed, now)});
+            if let Some(conditions) = (printer.conditions)(printed) {
+                row["conditions"] = conditions;
+            }
             match include {
                 "Object" => row["object"] = super::handlers::present(def, (**obj).clone()),
                 "Metadata" => row["object"] = partial_metadata(obj),
@@ -125,10 +136,7 @@ pub fn render(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0},
-        ],
+        "columnDefinitions": printers::column_definitions(printer),
         "rows": rows,
     }))
 }

@@ -508,6 +508,76 @@ fn pod_selectors(s: &Server, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// `kubectl get` prints the server's Tables: upstream's columns per kind.
+fn tables(s: &Server, v: &str) -> Result<()> {
+    let pods = s.kubectl_ok(v, &["get", "pods", "-n", "demo"])?;
+    let mut lines = pods.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    ensure!(
+        header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    let p1: Vec<&str> = lines
+        .find(|l| l.starts_with("p1 "))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    ensure!(p1.get(1..4) == Some(&["0/1", "Pending", "0"][..]), "{pods}");
+    let deploy = s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "nginx-deployment",
+            "-n",
+            "demo",
+            "-o",
+            "wide",
+        ],
+    )?;
+    let header: Vec<&str> = deploy
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    ensure!(
+        header
+            == [
+                "NAME",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR"
+            ],
+        "{deploy}"
+    );
+    ensure!(
+        deploy.contains("0/3") && deploy.contains("nginx:1.7.9") && deploy.contains("app=nginx"),
+        "{deploy}"
+    );
+    let svc = s.kubectl_ok(v, &["get", "svc", "kubernetes", "-n", "default"])?;
+    let row: Vec<&str> = svc
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    ensure!(
+        row.get(..5) == Some(&["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"][..]),
+        "{svc}"
+    );
+    let ns = s.kubectl_ok(v, &["get", "ns", "demo"])?;
+    ensure!(
+        ns.lines().nth(1).unwrap_or("").split_whitespace().nth(1) == Some("Active"),
+        "{ns}"
+    );
+    Ok(())
+}
+
 /// The whole walkthrough of the core issue, in order, against one server.
 fn walkthrough(v: &str) -> Result<()> {
     let s = Server::start()?;
@@ -520,6 +590,7 @@ fn walkthrough(v: &str) -> Result<()> {
     watch_sees_a_change(&s, v)?;
     delete_waits_for_the_object(&s, v)?;
     pod_selectors(&s, v)?;
+    tables(&s, v)?;
     Ok(())
 }
 
