@@ -384,11 +384,13 @@ fn build() -> Vec<ResourceDef> {
             .short(&["hpa"])
             .all()
             .status::<as2::HorizontalPodAutoscaler>()
+            .strategy(&strategy::HorizontalPodAutoscaler)
             .of::<as2::HorizontalPodAutoscaler>(),
         Row::new()
             .short(&["hpa"])
             .all()
             .status::<as1::HorizontalPodAutoscaler>()
+            .strategy(&strategy::HorizontalPodAutoscaler)
             .of::<as1::HorizontalPodAutoscaler>(),
         // policy/v1
         Row::new()

@@ -8,7 +8,9 @@ mod pod;
 use keelson_apimachinery::Cause;
 use serde_json::{Map, Value};
 
-pub use apps::{CronJob, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+pub use apps::{
+    CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, ReplicaSet, StatefulSet,
+};
 pub use core::{Configmap, Event, Namespace, Node, ReplicationController, Secret, Service};
 pub use pod::Pod;
 
