@@ -358,6 +358,67 @@ impl Strategy for CronJob {
     }
 }
 
+/// autoscaling/v2 (the storage version; v1 bodies are converted before defaulting).
+pub struct HorizontalPodAutoscaler;
+impl Strategy for HorizontalPodAutoscaler {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, obj: &mut Value) {
+        let Some(spec) = spec_mut(obj) else { return };
+        set_default(spec, "minReplicas", json!(1));
+        if spec
+            .get("metrics")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            spec.insert(
+                "metrics".into(),
+                json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+            );
+        }
+        let behavior = spec.entry("behavior").or_insert_with(|| json!({}));
+        if let Some(behavior) = behavior.as_object_mut() {
+            set_default(
+                behavior,
+                "scaleUp",
+                json!({"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                       "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}]}),
+            );
+            set_default(
+                behavior,
+                "scaleDown",
+                json!({"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
+                       "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}),
+            );
+        }
+    }
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        let min = obj
+            .pointer("/spec/minReplicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        match obj.pointer("/spec/maxReplicas").and_then(Value::as_i64) {
+            None => causes.push(required("spec.maxReplicas")),
+            Some(max) if max < min => causes.push(invalid(
+                "spec.maxReplicas",
+                &json!(max),
+                "must be greater than or equal to `minReplicas`",
+            )),
+            Some(_) => {}
+        }
+        if obj
+            .pointer("/spec/scaleTargetRef/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            causes.push(required("spec.scaleTargetRef.name"));
+        }
+        causes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,66 +479,5 @@ mod tests {
         assert_eq!(j["spec"]["template"]["metadata"]["labels"]["job-name"], "j");
         assert_eq!(j["spec"]["backoffLimit"], 6);
         assert!(Job.validate(&j).is_empty());
-    }
-}
-
-/// autoscaling/v2 (the storage version; v1 bodies are converted before defaulting).
-pub struct HorizontalPodAutoscaler;
-impl Strategy for HorizontalPodAutoscaler {
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-    fn default(&self, obj: &mut Value) {
-        let Some(spec) = spec_mut(obj) else { return };
-        set_default(spec, "minReplicas", json!(1));
-        if spec
-            .get("metrics")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty)
-        {
-            spec.insert(
-                "metrics".into(),
-                json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),
-            );
-        }
-        let behavior = spec.entry("behavior").or_insert_with(|| json!({}));
-        if let Some(behavior) = behavior.as_object_mut() {
-            set_default(
-                behavior,
-                "scaleUp",
-                json!({"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                       "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}]}),
-            );
-            set_default(
-                behavior,
-                "scaleDown",
-                json!({"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
-                       "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}),
-            );
-        }
-    }
-    fn validate(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        let min = obj
-            .pointer("/spec/minReplicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        match obj.pointer("/spec/maxReplicas").and_then(Value::as_i64) {
-            None => causes.push(required("spec.maxReplicas")),
-            Some(max) if max < min => causes.push(invalid(
-                "spec.maxReplicas",
-                &json!(max),
-                "must be greater than or equal to `minReplicas`",
-            )),
-            Some(_) => {}
-        }
-        if obj
-            .pointer("/spec/scaleTargetRef/name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            causes.push(required("spec.scaleTargetRef.name"));
-        }
-        causes
     }
 }
