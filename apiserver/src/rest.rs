@@ -30,6 +30,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
     pub field_manager: String,
+    /// A server-side apply: its managedFields are already computed, so the Update
+    /// bookkeeping is skipped.
+    pub apply: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,6 +121,46 @@ fn spec_part(obj: &Value) -> Value {
         m.remove("status");
     }
     v
+}
+
+/// How server-side apply sees `def`'s objects (as stored).
+pub fn apply_type(
+    def: &ResourceDef,
+    subresource: Option<&str>,
+) -> Option<keelson_fieldmanager::TypeInfo> {
+    let (group, version) = crate::convert::storage_group_version(def);
+    let api_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    let ty = keelson_fieldmanager::TypeInfo::new(&api_version, def.kind, def.has_status())?;
+    Some(if subresource == Some("status") {
+        ty.for_status_subresource()
+    } else {
+        ty
+    })
+}
+
+/// Records an Update operation by the request's field manager in `metadata.managedFields`.
+fn track_update(
+    def: &ResourceDef,
+    old: Option<&Value>,
+    new: &mut Value,
+    opts: &WriteOptions,
+    subresource: Option<&str>,
+) {
+    let Some(ty) = apply_type(def, subresource) else {
+        return;
+    };
+    let manager = if opts.field_manager.is_empty() {
+        "unknown"
+    } else {
+        opts.field_manager.as_str()
+    };
+    let op = keelson_fieldmanager::Operation::new(manager, chrono::Utc::now())
+        .with_subresource(subresource.unwrap_or(""));
+    keelson_fieldmanager::update_object(&ty, old, new, &op);
 }
 
 fn validate_meta(def: &ResourceDef, obj: &Value) -> Vec<Cause> {
@@ -258,6 +301,9 @@ impl Api {
         }
         def.strategy.prepare_create(&mut obj);
         def.strategy.default(&mut obj);
+        if !opts.apply {
+            track_update(def, None, &mut obj, opts, None);
+        }
         let mut causes = validate_meta(def, &obj);
         causes.extend(def.strategy.validate(&obj));
         let name = object::name(&obj).to_string();
@@ -309,7 +355,7 @@ impl Api {
             if !pinned.is_empty() && pinned != kv.mod_revision.to_string() {
                 return Err(Status::conflict_modified(def.resource, def.group, name));
             }
-            let new = self.prepare_update(def, &old, requested, subresource)?;
+            let new = self.prepare_update(def, &old, requested, subresource, opts)?;
             if new == old {
                 return Ok(old);
             }
@@ -369,6 +415,7 @@ impl Api {
         old: &Value,
         mut new: Value,
         subresource: Option<&str>,
+        opts: &WriteOptions,
     ) -> Result<Value, Status> {
         let name = object::name(old).to_string();
         let body_name = object::name(&new).to_string();
@@ -448,6 +495,9 @@ impl Api {
             }
         }
         def.strategy.default(&mut new);
+        if !opts.apply {
+            track_update(def, Some(old), &mut new, opts, subresource);
+        }
         if def.strategy.tracks_generation() && spec_part(&new) != spec_part(old) {
             let generation = old_meta
                 .get("generation")

@@ -1,5 +1,6 @@
 //! Helm v4 against a running server: release storage (protobuf Secrets, PUT without a
-//! resourceVersion, label-selected lists) and the chart's objects.
+//! resourceVersion, label-selected lists) and the chart's objects, applied server-side (the
+//! default) or client-side.
 
 use std::process::Command;
 
@@ -28,17 +29,17 @@ fn helm(s: &Server, dir: &std::path::Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Client-side apply (`--server-side=false`); server-side apply is the next issue's work.
-#[test]
-fn helm_install_upgrade_uninstall_with_client_side_apply() -> Result<()> {
+/// Helm v4's default (server-side apply) or client-side apply (`--server-side=false`).
+fn install_upgrade_uninstall(server_side: bool) -> Result<()> {
     let s = Server::start()?;
     let dir = tempfile::tempdir()?;
+    let mode = if server_side {
+        "--server-side=true"
+    } else {
+        "--server-side=false"
+    };
     helm(&s, dir.path(), &["create", "demo"])?;
-    helm(
-        &s,
-        dir.path(),
-        &["install", "web", "./demo", "--server-side=false"],
-    )?;
+    helm(&s, dir.path(), &["install", "web", "./demo", mode])?;
     let listed = helm(&s, dir.path(), &["list", "-o", "json"])?;
     let releases: serde_json::Value = serde_json::from_str(&listed)?;
     ensure!(
@@ -70,14 +71,7 @@ fn helm_install_upgrade_uninstall_with_client_side_apply() -> Result<()> {
     helm(
         &s,
         dir.path(),
-        &[
-            "upgrade",
-            "web",
-            "./demo",
-            "--set",
-            "replicaCount=3",
-            "--server-side=false",
-        ],
+        &["upgrade", "web", "./demo", "--set", "replicaCount=3", mode],
     )?;
     let replicas = s.kubectl_ok(
         "1.37",
@@ -97,4 +91,14 @@ fn helm_install_upgrade_uninstall_with_client_side_apply() -> Result<()> {
     ensure!(!left.status.success(), "the chart's Deployment is gone");
     ensure!(helm(&s, dir.path(), &["list", "-q"])?.trim().is_empty());
     Ok(())
+}
+
+#[test]
+fn helm_with_server_side_apply() -> Result<()> {
+    install_upgrade_uninstall(true)
+}
+
+#[test]
+fn helm_with_client_side_apply() -> Result<()> {
+    install_upgrade_uninstall(false)
 }

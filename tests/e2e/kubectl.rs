@@ -781,3 +781,117 @@ fn kubectl_1_32_edit_diff_patch() -> Result<()> {
 fn kubectl_1_37_edit_diff_patch() -> Result<()> {
     edit_diff_patch("1.37")
 }
+
+/// `kubectl apply --server-side`: managedFields record the applier, a second manager with
+/// a different value gets upstream's conflict, `--force-conflicts` takes the field over.
+fn server_side_apply(v: &str) -> Result<()> {
+    let s = Server::start()?;
+    let out = s.kubectl_stdin(v, &["apply", "--server-side", "-f", "-"], NGINX_DEPLOYMENT)?;
+    ensure!(
+        out.trim() == "deployment.apps/nginx-deployment serverside-applied",
+        "{out}"
+    );
+    let d = json(&s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "nginx-deployment",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    )?)?;
+    let mf = &d["metadata"]["managedFields"][0];
+    ensure!(
+        mf["manager"] == "kubectl" && mf["operation"] == "Apply",
+        "{mf}"
+    );
+    ensure!(
+        mf["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"]
+            ["f:image"]
+            .is_object(),
+        "{mf}"
+    );
+    let five = NGINX_DEPLOYMENT.replace("replicas: 1", "replicas: 5");
+    let err = s
+        .kubectl_stdin(
+            v,
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            &five,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"),
+        "{err}"
+    );
+    s.kubectl_stdin(
+        v,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        &five,
+    )?;
+    let d = json(&s.kubectl_ok(
+        v,
+        &[
+            "get",
+            "deploy",
+            "nginx-deployment",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    )?)?;
+    ensure!(d["spec"]["replicas"] == 5, "{}", d["spec"]);
+    let owners: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["fieldsV1"]["f:spec"].get("f:replicas").is_some())
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    ensure!(owners == ["other"], "{owners:?}");
+    // The first manager gives up replicas, adds an env var, then drops it again: pruned,
+    // while the replicas the other manager owns stay.
+    let without_replicas = NGINX_DEPLOYMENT.replace("  replicas: 1\n", "");
+    let with_env = without_replicas.replace(
+        "image: nginx:1.7.9",
+        "image: nginx:1.7.9\n        env: [{name: A, value: \"1\"}]",
+    );
+    s.kubectl_stdin(v, &["apply", "--server-side", "-f", "-"], &with_env)?;
+    let d = json(&s.kubectl_ok(v, &["get", "deploy", "nginx-deployment", "-o", "json"])?)?;
+    ensure!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"] == "A",
+        "{}",
+        d["spec"]
+    );
+    s.kubectl_stdin(v, &["apply", "--server-side", "-f", "-"], &without_replicas)?;
+    let d = json(&s.kubectl_ok(v, &["get", "deploy", "nginx-deployment", "-o", "json"])?)?;
+    ensure!(
+        d["spec"]["template"]["spec"]["containers"][0]
+            .get("env")
+            .is_none(),
+        "{}",
+        d["spec"]
+    );
+    ensure!(d["spec"]["replicas"] == 5, "{}", d["spec"]);
+    Ok(())
+}
+
+#[test]
+fn kubectl_1_33_server_side_apply() -> Result<()> {
+    server_side_apply("1.33")
+}
+
+#[test]
+fn kubectl_1_37_server_side_apply() -> Result<()> {
+    server_side_apply("1.37")
+}

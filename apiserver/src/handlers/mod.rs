@@ -1,6 +1,7 @@
 //! HTTP handlers for resource requests: decoding options and bodies, calling the object
 //! lifecycle in `rest`, shaping responses.
 
+mod apply;
 pub mod list;
 pub mod patch;
 mod subresource;
@@ -101,6 +102,7 @@ impl Ctx {
             dry_run,
             field_validation,
             field_manager,
+            apply: false,
         })
     }
 

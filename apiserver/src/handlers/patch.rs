@@ -1,5 +1,6 @@
-//! PATCH: JSON patch (RFC 6902) and JSON merge patch (RFC 7386) against the live object,
-//! then the same update path as PUT.
+//! PATCH: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and strategic merge patch
+//! against the live object, then the same update path as PUT; server-side apply is
+//! `apply.rs`.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -25,7 +26,7 @@ pub fn patch_type(content_type: &str) -> Result<PatchType, Status> {
         other => Err(Status::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"),
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other:?})"),
         )),
     }
 }
@@ -69,6 +70,9 @@ pub fn apply(
 }
 
 pub async fn patch(ctx: Ctx, body: Bytes) -> Result<super::Response, Status> {
+    if super::apply::is_apply(ctx.header("content-type")) {
+        return super::apply::apply(ctx, body).await;
+    }
     let kind = patch_type(ctx.header("content-type"))?;
     if ctx.query.get("force").is_some() {
         return Err(Status::invalid(
