@@ -437,6 +437,8 @@ impl Api {
                     };
                 }
             }
+            // A binding sets spec.nodeName and the PodScheduled condition together.
+            Some("binding") => {}
             Some("finalize") => {
                 // Only spec.finalizers changes: how the namespace controller releases a
                 // namespace it has emptied.

@@ -309,6 +309,12 @@ fn subresources_scale_status_and_binding() -> Result<()> {
     ensure!(code == 201 && st["status"] == "Success", "{st}");
     let (_, pod) = get(&s, &format!("{pods}/p"))?;
     ensure!(pod["spec"]["nodeName"] == "node-1", "{pod}");
+    let scheduled = pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "PodScheduled" && c["status"] == "True");
+    ensure!(scheduled, "binding records PodScheduled: {pod}");
     let (code, _) = post(&s, &format!("{pods}/p/binding"), &binding)?;
     ensure!(code == 409, "a bound pod cannot be bound again");
     Ok(())

@@ -118,7 +118,7 @@ async fn write_scale(ctx: &Ctx, body: Bytes) -> Result<Response, Status> {
             ctx.def,
             ctx.namespace(),
             ctx.name(),
-            None,
+            Some("scale"),
             &opts,
             |current| {
                 let current_scale = scale_of(current);
@@ -194,7 +194,7 @@ async fn bind(ctx: &Ctx, body: Bytes) -> Result<Response, Status> {
     };
     let name = ctx.name().to_string();
     ctx.api
-        .update(ctx.def, ctx.namespace(), ctx.name(), None, &opts, |current| {
+        .update(ctx.def, ctx.namespace(), ctx.name(), Some("binding"), &opts, |current| {
             if object::is_deleting(current) {
                 return Err(Status::conflict("pods", "", &name, "pod is being deleted, cannot be assigned to a host"));
             }
