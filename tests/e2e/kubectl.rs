@@ -895,3 +895,198 @@ fn kubectl_1_33_server_side_apply() -> Result<()> {
 fn kubectl_1_37_server_side_apply() -> Result<()> {
     server_side_apply("1.37")
 }
+
+/// The typed `kubectl create` commands (protobuf bodies) and `kubectl get`'s printing
+/// options over the server's Tables.
+fn typed_creates_and_printing(v: &str) -> Result<()> {
+    let s = Server::start()?;
+    let dir = tempfile::tempdir()?;
+    let env_file = dir.path().join("app.env");
+    std::fs::write(&env_file, "MODE=prod\nLEVEL=3\n")?;
+    let env_arg = format!("--from-env-file={}", env_file.display());
+    s.kubectl_ok(v, &["create", "ns", "shop"])?;
+    for args in [
+        vec![
+            "create",
+            "configmap",
+            "envcfg",
+            "-n",
+            "shop",
+            env_arg.as_str(),
+        ],
+        vec![
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "shop",
+            "--from-literal=password=hunter2",
+        ],
+        vec![
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--image=nginx:1.25",
+            "--replicas=2",
+        ],
+        vec![
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "shop",
+            "--tcp=80:8080",
+        ],
+        vec![
+            "create",
+            "job",
+            "once",
+            "-n",
+            "shop",
+            "--image=busybox",
+            "--",
+            "echo",
+            "hi",
+        ],
+        vec![
+            "run",
+            "solo",
+            "-n",
+            "shop",
+            "--image=busybox",
+            "--labels=tier=debug",
+            "--restart=Never",
+        ],
+    ] {
+        s.kubectl_ok(v, &args)?;
+    }
+    let cfg = json(&s.kubectl_ok(v, &["get", "cm", "envcfg", "-n", "shop", "-o", "json"])?)?;
+    ensure!(
+        cfg["data"] == serde_json::json!({"LEVEL": "3", "MODE": "prod"}),
+        "{cfg}"
+    );
+    let secret = json(&s.kubectl_ok(v, &["get", "secret", "creds", "-n", "shop", "-o", "json"])?)?;
+    ensure!(
+        secret["data"]["password"] == "aHVudGVyMg==" && secret["type"] == "Opaque",
+        "{secret}"
+    );
+    let job = json(&s.kubectl_ok(v, &["get", "job", "once", "-n", "shop", "-o", "json"])?)?;
+    ensure!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"]
+            == serde_json::json!(["echo", "hi"]),
+        "{job}"
+    );
+
+    let header = |out: &str| {
+        out.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let all = s.kubectl_ok(v, &["get", "pods", "-A", "--show-labels"])?;
+    ensure!(
+        header(&all)
+            == [
+                "NAMESPACE",
+                "NAME",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "LABELS"
+            ],
+        "{all}"
+    );
+    ensure!(
+        all.lines()
+            .any(|l| l.starts_with("shop") && l.contains("solo") && l.contains("tier=debug")),
+        "{all}"
+    );
+    let svc = s.kubectl_ok(v, &["get", "svc", "-n", "shop", "-o", "wide"])?;
+    ensure!(
+        header(&svc)
+            == [
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+                "SELECTOR"
+            ],
+        "{svc}"
+    );
+    ensure!(svc.contains("80/TCP") && svc.contains("app=web"), "{svc}");
+    let jobs = s.kubectl_ok(v, &["get", "jobs", "-n", "shop"])?;
+    ensure!(
+        header(&jobs).first().map(String::as_str) == Some("NAME") && jobs.contains("0/1"),
+        "{jobs}"
+    );
+    let cms = s.kubectl_ok(v, &["get", "cm", "-n", "shop"])?;
+    ensure!(header(&cms) == ["NAME", "DATA", "AGE"], "{cms}");
+    let secrets = s.kubectl_ok(v, &["get", "secrets", "-n", "shop"])?;
+    ensure!(
+        header(&secrets) == ["NAME", "TYPE", "DATA", "AGE"],
+        "{secrets}"
+    );
+    let sorted = s.kubectl_ok(
+        v,
+        &["get", "cm", "-A", "--sort-by=.metadata.name", "-o", "name"],
+    )?;
+    let names: Vec<&str> = sorted.lines().collect();
+    let mut expected = names.clone();
+    expected.sort();
+    ensure!(names == expected && !names.is_empty(), "{sorted}");
+    let rs = s.kubectl_ok(
+        v,
+        &["get", "deploy", "-n", "shop", "--sort-by=.spec.replicas"],
+    )?;
+    ensure!(
+        header(&rs) == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] && rs.contains("0/2"),
+        "{rs}"
+    );
+    Ok(())
+}
+
+#[test]
+fn kubectl_1_32_typed_creates_and_printing() -> Result<()> {
+    typed_creates_and_printing("1.32")
+}
+
+#[test]
+fn kubectl_1_33_typed_creates_and_printing() -> Result<()> {
+    typed_creates_and_printing("1.33")
+}
+
+#[test]
+fn kubectl_1_37_typed_creates_and_printing() -> Result<()> {
+    typed_creates_and_printing("1.37")
+}
+
+/// A misspelled field: refused by server-side strict validation, accepted and dropped with
+/// `--validate=false`.
+#[test]
+fn validate_false_drops_unknown_fields() -> Result<()> {
+    let s = Server::start()?;
+    let typo = NGINX_DEPLOYMENT.replace("replicas: 1", "replicas: 1\n  replicaz: 2");
+    let err = s
+        .kubectl_stdin("1.33", &["apply", "-f", "-"], &typo)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(err.contains("unknown field \"spec.replicaz\""), "{err}");
+    s.kubectl_stdin("1.33", &["apply", "--validate=false", "-f", "-"], &typo)?;
+    let d = json(&s.kubectl_ok("1.33", &["get", "deploy", "nginx-deployment", "-o", "json"])?)?;
+    ensure!(
+        d["spec"].get("replicaz").is_none() && d["spec"]["replicas"] == 1,
+        "{}",
+        d["spec"]
+    );
+    Ok(())
+}
