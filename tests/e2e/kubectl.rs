@@ -223,6 +223,18 @@ spec:
         image: nginx:1.24
         env: [{name: A, value: \"1\"}]
         ports: [{containerPort: 80}, {containerPort: 443}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop, labels: {app: shop, stage: beta}}
+spec:
+  selector: {app: shop}
+  ports: [{name: http, port: 80}, {name: https, port: 443}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shop}
+data: {a: \"1\", b: \"2\"}
 ";
     s.kubectl_stdin(v, &["apply", "-n", "demo", "-f", "-"], first)?;
     // Someone else adds an annotation; apply must keep it.
@@ -237,9 +249,36 @@ spec:
             "env: [{name: A, value: \"1\"}, {name: B, value: \"2\"}]",
         )
         .replace(", {containerPort: 443}", "")
+        .replace(", {name: https, port: 443}", "")
+        .replace("b: \"2\"", "c: \"3\"")
         .replace(", stage: beta", "");
     let out = s.kubectl_stdin(v, &["apply", "-n", "demo", "-f", "-"], &second)?;
-    ensure!(out.trim() == "deployment.apps/shop configured", "{out}");
+    ensure!(
+        out.trim() == "deployment.apps/shop configured\nservice/shop configured\nconfigmap/shop configured",
+        "{out}"
+    );
+    let svc = json(&s.kubectl_ok(v, &["get", "svc", "shop", "-n", "demo", "-o", "json"])?)?;
+    let ports: Vec<&str> = svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    ensure!(
+        ports == ["http"] && svc["metadata"]["labels"] == serde_json::json!({"app": "shop"}),
+        "{svc}"
+    );
+    ensure!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.")),
+        "the allocated IP is kept: {svc}"
+    );
+    let cm = json(&s.kubectl_ok(v, &["get", "cm", "shop", "-n", "demo", "-o", "json"])?)?;
+    ensure!(
+        cm["data"] == serde_json::json!({"a": "1", "c": "3"}),
+        "{cm}"
+    );
     let d = json(&s.kubectl_ok(v, &["get", "deploy", "shop", "-n", "demo", "-o", "json"])?)?;
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     ensure!(c["image"] == "nginx:1.25", "{c}");
