@@ -324,3 +324,41 @@ async fn hpa_is_served_in_both_versions() -> Result<()> {
         .is_some_and(|r| r.name == "cpu" && r.target.average_utilization == Some(60))));
     Ok(())
 }
+
+/// kube-runtime's metadata watcher asks for PartialObjectMetadata(List).
+#[tokio::test]
+async fn metadata_watcher_sees_partial_objects() -> Result<()> {
+    let s = Server::start()?;
+    let cms: Api<ConfigMap> = Api::namespaced(s.client().await?, "default");
+    cms.create(&PostParams::default(), &configmap("meta-a", "1"))
+        .await?;
+    let mut stream = watcher::metadata_watcher(cms.clone(), watcher::Config::default()).boxed();
+    let mut seen_initial = false;
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_secs(15), stream.try_next()).await?? {
+            Some(Event::InitApply(m)) if m.metadata.name.as_deref() == Some("meta-a") => {
+                seen_initial = true
+            }
+            Some(Event::InitDone) => break,
+            _ => {}
+        }
+    }
+    ensure!(seen_initial, "the initial list carried meta-a");
+    cms.create(&PostParams::default(), &configmap("meta-b", "1"))
+        .await?;
+    for _ in 0..20 {
+        if let Some(Event::Apply(m)) =
+            tokio::time::timeout(Duration::from_secs(15), stream.try_next()).await??
+        {
+            if m.metadata.name.as_deref() == Some("meta-b") {
+                ensure!(
+                    m.types.as_ref().map(|t| t.kind.as_str()) == Some("PartialObjectMetadata"),
+                    "{:?}",
+                    m.types
+                );
+                return Ok(());
+            }
+        }
+    }
+    Err(anyhow!("meta-b never came"))
+}
