@@ -325,14 +325,17 @@ async fn hpa_is_served_in_both_versions() -> Result<()> {
     Ok(())
 }
 
-/// kube-runtime's metadata watcher asks for PartialObjectMetadata(List).
+/// kube-runtime's metadata-only watcher (`Api<PartialObjectMeta<K>>`) asks for
+/// PartialObjectMetadata(List).
 #[tokio::test]
 async fn metadata_watcher_sees_partial_objects() -> Result<()> {
     let s = Server::start()?;
     let cms: Api<ConfigMap> = Api::namespaced(s.client().await?, "default");
     cms.create(&PostParams::default(), &configmap("meta-a", "1"))
         .await?;
-    let mut stream = watcher::metadata_watcher(cms.clone(), watcher::Config::default()).boxed();
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(s.client().await?, "default");
+    let mut stream = watcher::watcher(metas, watcher::Config::default()).boxed();
     let mut seen_initial = false;
     for _ in 0..20 {
         match tokio::time::timeout(Duration::from_secs(15), stream.try_next()).await?? {
