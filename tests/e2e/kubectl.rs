@@ -410,11 +410,17 @@ fn label_annotate_scale(s: &Server, v: &str) -> Result<()> {
     Ok(())
 }
 
-fn watch_sees_a_change(s: &Server, v: &str) -> Result<()> {
+/// `kubectl get -w`, printing names or the server's Table rows (columnDefinitions come
+/// with the first event only).
+fn watch_sees_a_change(s: &Server, v: &str, table: bool) -> Result<()> {
+    let mut args = vec!["get", "configmaps", "-n", "demo", "-w"];
+    if !table {
+        args.extend(["-o", "name"]);
+    }
     let mut child = Command::new(kubectl_path(v))
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
-        .args(["get", "configmaps", "-n", "demo", "-w", "-o", "name"])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -430,10 +436,35 @@ fn watch_sees_a_change(s: &Server, v: &str) -> Result<()> {
     });
     // The initial list comes first; then a change made by someone else.
     let first = rx.recv_timeout(Duration::from_secs(10))?;
-    ensure!(first.starts_with("configmap/"), "{first}");
-    s.kubectl_ok(v, &["create", "configmap", "watched", "-n", "demo"])?;
+    let name = if table { "watched-table" } else { "watched" };
+    if table {
+        ensure!(
+            first.split_whitespace().collect::<Vec<_>>() == ["NAME", "DATA", "AGE"],
+            "{first}"
+        );
+    } else {
+        ensure!(first.starts_with("configmap/"), "{first}");
+    }
+    s.kubectl_ok(
+        v,
+        &[
+            "create",
+            "configmap",
+            name,
+            "-n",
+            "demo",
+            "--from-literal=k=v",
+        ],
+    )?;
     let seen = wait_for(Duration::from_secs(10), || {
-        rx.try_recv().ok().filter(|l| l == "configmap/watched")
+        rx.try_recv().ok().filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if table {
+                cols.first() == Some(&name) && cols.get(1) == Some(&"1")
+            } else {
+                l == "configmap/watched"
+            }
+        })
     });
     let _ = child.kill();
     let _ = child.wait();
@@ -626,7 +657,8 @@ fn walkthrough(v: &str) -> Result<()> {
     apply_docs_manifest(&s, v)?;
     reapply_changed_manifest(&s, v)?;
     label_annotate_scale(&s, v)?;
-    watch_sees_a_change(&s, v)?;
+    watch_sees_a_change(&s, v, false)?;
+    watch_sees_a_change(&s, v, true)?;
     delete_waits_for_the_object(&s, v)?;
     pod_selectors(&s, v)?;
     tables(&s, v)?;
