@@ -6,8 +6,8 @@
 # the versions (a second run takes about a second).
 #
 # What it installs:
-#   * Debian packages: protobuf-compiler (etcd-client / containerd-client compile
-#     protos), etcd-server + etcd-client, containerd, runc,
+#   * Debian packages: protobuf-compiler and libprotobuf-dev (etcd-client /
+#     containerd-client compile protos that import google/protobuf/*.proto), etcd-server + etcd-client, containerd, runc,
 #     containernetworking-plugins, nftables, iproute2, procps, curl, unzip, and
 #     python3-pip when pip is missing. The etcd service that the Debian package
 #     would start is kept from running (tests start their own etcd on their own
@@ -60,6 +60,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(
     protobuf-compiler
+    libprotobuf-dev
     etcd-server
     containerd
     runc

@@ -1,13 +1,16 @@
 //! The revisioned key-value store behind the Keelson API server.
 //!
 //! One trait, [`Store`], with the semantics kube-apiserver expects of etcd (and kine provides
-//! on top of SQL databases), and an embedded backend, [`SqliteStore`], on SQLite in WAL mode.
+//! on top of SQL databases), and two backends: [`SqliteStore`], embedded, on SQLite in WAL
+//! mode, and [`EtcdStore`], on stock etcd 3.4+ (see the [`etcd`] module for the mapping).
 //!
 //! # Model
 //!
 //! * There is one global revision counter for the whole store. Every successful write
 //!   (create, update or delete) gets the next revision; nothing else changes it (compaction
-//!   does not). Revisions start at 1; `0` means "nothing written yet".
+//!   does not). Revisions start at 1; `0` means "nothing written yet". (etcd counts its own
+//!   creation as revision 1: a fresh etcd is at revision 1 and its first write is 2. Writes
+//!   by other etcd clients, outside the store's keys too, also take revisions.)
 //! * Every live key has a `create_revision` (the revision of the write that created it) and a
 //!   `mod_revision` (the revision of its last write). A Kubernetes `resourceVersion` is the
 //!   object's `mod_revision`; a list's `resourceVersion` is the revision it was read at.
@@ -26,9 +29,11 @@ use bytes::Bytes;
 use futures::Stream;
 
 mod compactor;
+pub mod etcd;
 mod sqlite;
 
 pub use compactor::{spawn_compactor, CompactionPolicy};
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A store revision. Revisions are positive and strictly increasing; `0` is "before the first write".
@@ -130,7 +135,7 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
 /// crash of the process (and, for the SQLite backend, loss of power).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The revision of the last write (0 if nothing was ever written).
+    /// The revision of the last write (0 if nothing was ever written; 1 for a fresh etcd).
     async fn current_revision(&self) -> Result<Revision>;
 
     /// The live value of `key`, or `None` if it does not exist.

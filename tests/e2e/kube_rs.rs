@@ -99,7 +99,7 @@ async fn stale_update_is_a_conflict() -> Result<()> {
 async fn next_event(
     stream: &mut (impl futures::Stream<Item = Result<Event<ConfigMap>, watcher::Error>> + Unpin),
 ) -> Result<Event<ConfigMap>> {
-    tokio::time::timeout(Duration::from_secs(15), stream.try_next())
+    tokio::time::timeout(Duration::from_secs(60), stream.try_next())
         .await?
         .map_err(|e| anyhow!("{e}"))?
         .ok_or_else(|| anyhow!("watch ended"))
@@ -207,7 +207,7 @@ async fn watcher_relists_after_410() -> Result<()> {
     // kube-rs reports the 410 as an error item, relists, and the relist shows "b".
     let mut expired = false;
     for _ in 0..100 {
-        match tokio::time::timeout(Duration::from_secs(15), stream.next()).await? {
+        match tokio::time::timeout(Duration::from_secs(60), stream.next()).await? {
             Some(Err(watcher::Error::WatchError(status))) if status.code == 410 => expired = true,
             Some(Err(e)) => eprintln!("watch error while the server restarted: {e}"),
             Some(Ok(Event::InitApply(cm))) if cm.name_any() == "b" => {
@@ -338,7 +338,7 @@ async fn metadata_watcher_sees_partial_objects() -> Result<()> {
     let mut stream = watcher::watcher(metas, watcher::Config::default()).boxed();
     let mut seen_initial = false;
     for _ in 0..20 {
-        match tokio::time::timeout(Duration::from_secs(15), stream.try_next()).await?? {
+        match tokio::time::timeout(Duration::from_secs(60), stream.try_next()).await?? {
             Some(Event::InitApply(m)) if m.metadata.name.as_deref() == Some("meta-a") => {
                 seen_initial = true
             }
@@ -351,7 +351,7 @@ async fn metadata_watcher_sees_partial_objects() -> Result<()> {
         .await?;
     for _ in 0..20 {
         if let Some(Event::Apply(m)) =
-            tokio::time::timeout(Duration::from_secs(15), stream.try_next()).await??
+            tokio::time::timeout(Duration::from_secs(60), stream.try_next()).await??
         {
             if m.metadata.name.as_deref() == Some("meta-b") {
                 ensure!(

@@ -435,7 +435,7 @@ fn watch_sees_a_change(s: &Server, v: &str, table: bool) -> Result<()> {
         }
     });
     // The initial list comes first; then a change made by someone else.
-    let first = rx.recv_timeout(Duration::from_secs(10))?;
+    let first = rx.recv_timeout(Duration::from_secs(30))?;
     let name = if table { "watched-table" } else { "watched" };
     if table {
         ensure!(
@@ -456,7 +456,7 @@ fn watch_sees_a_change(s: &Server, v: &str, table: bool) -> Result<()> {
             "--from-literal=k=v",
         ],
     )?;
-    let seen = wait_for(Duration::from_secs(10), || {
+    let seen = wait_for(Duration::from_secs(30), || {
         rx.try_recv().ok().filter(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
             if table {

@@ -2,4 +2,6 @@
 
 mod conformance;
 mod durability;
+mod etcd;
+mod etcd_server;
 mod sqlite;

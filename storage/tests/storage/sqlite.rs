@@ -53,6 +53,15 @@ fn rows(store: &SqliteStore) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_store_is_at_revision_0_and_the_first_write_is_1() {
+    let (_dir, store) = open();
+    assert_eq!(store.current_revision().await.unwrap(), 0);
+    assert_eq!(store.list("", None, 0, None).await.unwrap().revision, 0);
+    let kv = store.create("/a", Bytes::new()).await.unwrap();
+    assert_eq!(kv.mod_revision, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_is_in_wal_mode() {
     let (_dir, store) = open();
     store.create("/a", Bytes::from_static(b"x")).await.unwrap();
