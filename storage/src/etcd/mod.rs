@@ -54,7 +54,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchClient,
+    KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchClient,
 };
 
 use crate::{KeyValue, ListResult, Result, Revision, StorageError, Store, WatchStream};
@@ -457,6 +457,20 @@ impl EtcdStore {
     }
 
     /// The key's current value from the `Get` a failed transaction ran.
+    /// Why a write whose precondition failed failed: the key is gone (NotFound) or holds
+    /// another revision (Conflict, with what it holds).
+    fn precondition_failed(&self, key: &str, resp: &TxnResponse) -> Result<StorageError> {
+        Ok(match self.current_from(resp.op_responses())? {
+            None => StorageError::NotFound {
+                key: key.to_owned(),
+            },
+            Some(current) => StorageError::Conflict {
+                key: key.to_owned(),
+                current: Some(current),
+            },
+        })
+    }
+
     fn current_from(&self, responses: Vec<TxnOpResponse>) -> Result<Option<KeyValue>> {
         for r in responses {
             if let TxnOpResponse::Get(mut get) = r {
@@ -604,15 +618,7 @@ impl Store for EtcdStore {
             .simple_call("update", async move { kv.txn(txn).await })
             .await?;
         if !resp.succeeded() {
-            return match self.current_from(resp.op_responses())? {
-                None => Err(StorageError::NotFound {
-                    key: key.to_owned(),
-                }),
-                Some(current) => Err(StorageError::Conflict {
-                    key: key.to_owned(),
-                    current: Some(current),
-                }),
-            };
+            return Err(self.precondition_failed(key, &resp)?);
         }
         let revision = header_revision(resp.header())?;
         let create_revision = resp
@@ -653,15 +659,7 @@ impl Store for EtcdStore {
             .simple_call("delete", async move { kv.txn(txn).await })
             .await?;
         if !resp.succeeded() {
-            return match self.current_from(resp.op_responses())? {
-                None => Err(StorageError::NotFound {
-                    key: key.to_owned(),
-                }),
-                Some(current) => Err(StorageError::Conflict {
-                    key: key.to_owned(),
-                    current: Some(current),
-                }),
-            };
+            return Err(self.precondition_failed(key, &resp)?);
         }
         let revision = header_revision(resp.header())?;
         let prev = resp.op_responses().into_iter().find_map(|r| match r {
