@@ -39,6 +39,18 @@ struct ApiServerArgs {
     /// Static bearer tokens, as kube-apiserver's --token-auth-file (token,user,uid,"groups").
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// etcd client URLs (comma-separated); without them the embedded store is used.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// CA bundle that verifies etcd's serving certificate.
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate presented to etcd.
+    #[arg(long)]
+    etcd_certfile: Option<PathBuf>,
+    /// Key of the etcd client certificate.
+    #[arg(long)]
+    etcd_keyfile: Option<PathBuf>,
 }
 
 impl From<ApiServerArgs> for keelson_apiserver::Config {
@@ -49,6 +61,10 @@ impl From<ApiServerArgs> for keelson_apiserver::Config {
             port: a.port,
             write_kubeconfig: a.write_kubeconfig,
             token_auth_file: a.token_auth_file,
+            etcd_servers: a.etcd_servers,
+            etcd_cafile: a.etcd_cafile,
+            etcd_certfile: a.etcd_certfile,
+            etcd_keyfile: a.etcd_keyfile,
         }
     }
 }

@@ -52,6 +52,11 @@ pub struct Config {
     /// Where the admin kubeconfig goes; `DATA_DIR/admin.kubeconfig` when unset.
     pub write_kubeconfig: Option<PathBuf>,
     pub token_auth_file: Option<PathBuf>,
+    /// etcd client URLs; empty: the embedded SQLite store under `data_dir`.
+    pub etcd_servers: Vec<String>,
+    pub etcd_cafile: Option<PathBuf>,
+    pub etcd_certfile: Option<PathBuf>,
+    pub etcd_keyfile: Option<PathBuf>,
 }
 
 impl Config {
@@ -87,8 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
 
-    let store: Arc<dyn Store> = SqliteStore::open(config.data_dir.join("state.db"))
-        .context("opening the embedded store")?;
+    let store = open_store(&config).await?;
     keelson_storage::spawn_compactor(&store, CompactionPolicy::default());
     let registry = registry::registry();
     let cache = cache::WatchCache::start(store.clone(), registry)
@@ -152,6 +156,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server,
         serving,
     })
+}
+
+/// The embedded SQLite store, or etcd when `--etcd-servers` is given.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.etcd_servers.is_empty() {
+        let store: Arc<dyn Store> = SqliteStore::open(config.data_dir.join("state.db"))
+            .context("opening the embedded store")?;
+        return Ok(store);
+    }
+    let mut opts = keelson_storage::EtcdOptions::new(config.etcd_servers.iter().cloned());
+    if config.etcd_cafile.is_some()
+        || config.etcd_certfile.is_some()
+        || config.etcd_keyfile.is_some()
+    {
+        let tls = keelson_storage::EtcdTls::from_files(
+            config.etcd_cafile.as_deref(),
+            config.etcd_certfile.as_deref(),
+            config.etcd_keyfile.as_deref(),
+        )
+        .context("reading the etcd TLS files")?;
+        opts.tls = Some(tls);
+    }
+    let store: Arc<dyn Store> = keelson_storage::EtcdStore::connect(opts)
+        .await
+        .context("connecting to etcd")?;
+    Ok(store)
 }
 
 /// Runs the API server until it fails.

@@ -313,3 +313,65 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Resul
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A test's own etcd (Debian's etcd-server, installed by scripts/setup.sh) on free loopback
+/// ports, killed on drop. A missing binary fails the test.
+pub struct Etcd {
+    _dir: tempfile::TempDir,
+    child: Child,
+    pub url: String,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Etcd {
+    pub fn start() -> Result<Etcd> {
+        let bin = Path::new("/usr/bin/etcd");
+        if !bin.exists() {
+            bail!("/usr/bin/etcd is missing: run scripts/setup.sh");
+        }
+        let dir = tempfile::tempdir()?;
+        let (client, peer) = (free_port()?, free_port()?);
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir.path().join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let etcd = Etcd {
+            _dir: dir,
+            child,
+            url,
+        };
+        wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", client)).ok()
+        })?;
+        Ok(etcd)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

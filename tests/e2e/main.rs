@@ -2,6 +2,7 @@
 //! One test binary (one link); nextest runs the tests in parallel.
 
 mod api;
+mod etcd;
 mod harness;
 mod helm;
 mod kube_rs;
