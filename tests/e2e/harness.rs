@@ -142,17 +142,40 @@ impl Server {
 
     /// Runs kubectl of `version` against this server.
     pub fn kubectl(&self, version: &str, args: &[&str]) -> Result<Output> {
+        Ok(self.kubectl_command(version, args)?.output()?)
+    }
+
+    /// kubectl of `version` against this server (its kubeconfig and a private cache dir),
+    /// not yet started.
+    pub fn kubectl_command(&self, version: &str, args: &[&str]) -> Result<Command> {
         let path = kubectl_path(version);
         if !Path::new(path).exists() {
             bail!("{path} is missing: run scripts/setup.sh");
         }
-        Ok(Command::new(path)
-            .arg("--kubeconfig")
+        let mut cmd = Command::new(path);
+        cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(self.dir.path().join(format!("kubectl-cache-{version}")))
-            .args(args)
-            .output()?)
+            .args(args);
+        Ok(cmd)
+    }
+
+    /// kubectl with `input` on its stdin, whatever its exit status.
+    pub fn kubectl_input(&self, version: &str, args: &[&str], input: &str) -> Result<Output> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl_command(version, args)?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("no stdin"))?
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
     }
 
     /// kubectl that must succeed; returns stdout.
@@ -169,25 +192,9 @@ impl Server {
         Ok(stdout)
     }
 
-    /// kubectl with stdin.
+    /// kubectl with stdin, which must succeed; returns stdout.
     pub fn kubectl_stdin(&self, version: &str, args: &[&str], input: &str) -> Result<String> {
-        use std::io::Write;
-        let mut child = Command::new(kubectl_path(version))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join(format!("kubectl-cache-{version}")))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .ok_or_else(|| anyhow!("no stdin"))?
-            .write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
+        let out = self.kubectl_input(version, args, input)?;
         if !out.status.success() {
             bail!(
                 "kubectl {version} {args:?} failed: {}",

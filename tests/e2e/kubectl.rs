@@ -2,14 +2,14 @@
 //! `--kubeconfig` (and a private cache dir).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
 use serde_json::Value;
 
-use crate::harness::{kubectl_path, wait_for, Server};
+use crate::harness::{wait_for, Server};
 
 /// The nginx Deployment of the Kubernetes docs, unchanged.
 pub const NGINX_DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -417,10 +417,8 @@ fn watch_sees_a_change(s: &Server, v: &str, table: bool) -> Result<()> {
     if !table {
         args.extend(["-o", "name"]);
     }
-    let mut child = Command::new(kubectl_path(v))
-        .arg("--kubeconfig")
-        .arg(&s.kubeconfig)
-        .args(&args)
+    let mut child = s
+        .kubectl_command(v, &args)?
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -747,10 +745,8 @@ fn edit_diff_patch(v: &str) -> Result<()> {
     let s = Server::start()?;
     s.kubectl_stdin(v, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
     let editor = "sed -i s/nginx:1.7.9/nginx:1.8/";
-    let out = Command::new(kubectl_path(v))
-        .arg("--kubeconfig")
-        .arg(&s.kubeconfig)
-        .args(["edit", "deploy", "nginx-deployment"])
+    let out = s
+        .kubectl_command(v, &["edit", "deploy", "nginx-deployment"])?
         .env("KUBE_EDITOR", editor)
         .output()?;
     ensure!(
@@ -771,23 +767,7 @@ fn edit_diff_patch(v: &str) -> Result<()> {
     ensure!(image == "nginx:1.8", "{image}");
     // diff exits 1 when there are differences, and changes nothing.
     let changed = NGINX_DEPLOYMENT.replace("replicas: 1", "replicas: 4");
-    let mut child = Command::new(kubectl_path(v))
-        .arg("--kubeconfig")
-        .arg(&s.kubeconfig)
-        .args(["diff", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .ok_or_else(|| anyhow!("no stdin"))?
-            .write_all(changed.as_bytes())?;
-    }
-    let diff = child.wait_with_output()?;
+    let diff = s.kubectl_input(v, &["diff", "-f", "-"], &changed)?;
     let text = String::from_utf8_lossy(&diff.stdout);
     ensure!(
         diff.status.code() == Some(1)
