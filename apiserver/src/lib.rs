@@ -163,6 +163,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if config.etcd_servers.is_empty() {
         let store: Arc<dyn Store> = SqliteStore::open(config.data_dir.join("state.db"))
             .context("opening the embedded store")?;
+        tracing::info!(path = %config.data_dir.join("state.db").display(), "storage: embedded SQLite");
         return Ok(store);
     }
     let mut opts = keelson_storage::EtcdOptions::new(config.etcd_servers.iter().cloned());
@@ -181,6 +182,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = keelson_storage::EtcdStore::connect(opts)
         .await
         .context("connecting to etcd")?;
+    tracing::info!(endpoints = ?config.etcd_servers, "storage: etcd");
     Ok(store)
 }
 

@@ -33,6 +33,8 @@ pub struct Server {
     /// Time from spawn to the "ready" log line of the last start.
     pub ready_after: Duration,
     extra_args: Vec<String>,
+    /// The server's own etcd when the suite runs on etcd (`KEELSON_E2E_STORE=etcd`).
+    _etcd: Option<Etcd>,
 }
 
 impl Server {
@@ -41,17 +43,29 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// A fresh server with extra command-line flags.
+    /// A fresh server with extra command-line flags. With `KEELSON_E2E_STORE=etcd` a server
+    /// that was not given `--etcd-servers` gets an etcd of its own, so that the same API
+    /// tests run on both storage backends.
     pub fn start_with(extra_args: &[String]) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("admin.kubeconfig");
+        let mut extra_args = extra_args.to_vec();
+        let wants_etcd = std::env::var("KEELSON_E2E_STORE").is_ok_and(|s| s == "etcd");
+        let etcd = if wants_etcd && !extra_args.iter().any(|a| a == "--etcd-servers") {
+            let etcd = Etcd::start()?;
+            extra_args.extend(["--etcd-servers".to_string(), etcd.url.clone()]);
+            Some(etcd)
+        } else {
+            None
+        };
         let mut server = Server {
             dir,
             port: 0,
             child: None,
             kubeconfig,
             ready_after: Duration::ZERO,
-            extra_args: extra_args.to_vec(),
+            extra_args,
+            _etcd: etcd,
         };
         server.spawn()?;
         Ok(server)
@@ -78,11 +92,20 @@ impl Server {
             .context("starting keelson")?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
         let (tx, rx) = mpsc::channel();
+        // The server names its backend; a suite meant for etcd must not pass on SQLite.
+        let backend = if self.extra_args.iter().any(|a| a == "--etcd-servers") {
+            "storage: etcd"
+        } else {
+            "storage: embedded SQLite"
+        };
         std::thread::spawn(move || {
             for line in BufReader::new(stderr)
                 .lines()
                 .map_while(std::result::Result::ok)
             {
+                if line.contains("storage: ") && !line.contains(backend) {
+                    let _ = tx.send(Err(format!("expected {backend}: {line}")));
+                }
                 if line.contains("API server ready") {
                     let _ = tx.send(Ok(()));
                 }
@@ -133,11 +156,23 @@ impl Server {
     }
 
     pub async fn client(&self) -> Result<kube::Client> {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await?;
+        Ok(kube::Client::try_from(self.client_config().await?)?)
+    }
+
+    /// A client that reports a 429/503/504 at once instead of retrying it as kube-rs does
+    /// by default (for minutes).
+    pub async fn client_without_retries(&self) -> Result<kube::Client> {
+        let mut config = self.client_config().await?;
+        config.default_retry = false;
         Ok(kube::Client::try_from(config)?)
+    }
+
+    async fn client_config(&self) -> Result<kube::Config> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        Ok(
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?,
+        )
     }
 
     /// Runs kubectl of `version` against this server.
@@ -321,12 +356,16 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Resul
     }
 }
 
-/// A test's own etcd (Debian's etcd-server, installed by scripts/setup.sh) on free loopback
-/// ports, killed on drop. A missing binary fails the test.
+/// One member of a test's own etcd (Debian's etcd-server, installed by scripts/setup.sh) on
+/// free loopback ports, killed on drop. A missing binary fails the test.
 pub struct Etcd {
-    _dir: tempfile::TempDir,
-    child: Child,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    name: String,
     pub url: String,
+    client_port: u16,
+    peer_url: String,
+    initial_cluster: String,
 }
 
 fn free_port() -> Result<u16> {
@@ -335,50 +374,138 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+const ETCD: &str = "/usr/bin/etcd";
+
 impl Etcd {
+    /// A one-member etcd, answering.
     pub fn start() -> Result<Etcd> {
-        let bin = Path::new("/usr/bin/etcd");
-        if !bin.exists() {
-            bail!("/usr/bin/etcd is missing: run scripts/setup.sh");
+        let mut cluster = EtcdCluster::start(1)?;
+        Ok(cluster.members.remove(0))
+    }
+
+    fn new(name: &str) -> Result<Etcd> {
+        if !Path::new(ETCD).exists() {
+            bail!("{ETCD} is missing: run scripts/setup.sh");
         }
-        let dir = tempfile::tempdir()?;
-        let (client, peer) = (free_port()?, free_port()?);
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new(bin)
-            .arg("--data-dir")
-            .arg(dir.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &format!("default={peer_url}")])
+        let (client_port, peer_port) = (free_port()?, free_port()?);
+        Ok(Etcd {
+            dir: tempfile::tempdir()?,
+            child: None,
+            name: name.to_string(),
+            url: format!("http://127.0.0.1:{client_port}"),
+            client_port,
+            peer_url: format!("http://127.0.0.1:{peer_port}"),
+            initial_cluster: String::new(),
+        })
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let child = Command::new(ETCD)
+            .args(["--name", &self.name, "--data-dir"])
+            .arg(self.dir.path().join("etcd"))
+            .args(["--listen-client-urls", &self.url])
+            .args(["--advertise-client-urls", &self.url])
+            .args(["--listen-peer-urls", &self.peer_url])
+            .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--initial-cluster", &self.initial_cluster])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let etcd = Etcd {
-            _dir: dir,
-            child,
-            url,
-        };
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_listening(&self) -> Result<()> {
         wait_for(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", client)).ok()
+            std::net::TcpStream::connect(("127.0.0.1", self.client_port)).ok()
         })?;
-        Ok(etcd)
+        Ok(())
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same ports and data.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()?;
+        self.wait_listening()
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+/// An etcd cluster of several members on loopback.
+pub struct EtcdCluster {
+    pub members: Vec<Etcd>,
+}
+
+impl EtcdCluster {
+    pub fn start(size: usize) -> Result<EtcdCluster> {
+        let mut members = (0..size)
+            .map(|i| Etcd::new(&format!("member{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in &mut members {
+            member.initial_cluster = initial_cluster.clone();
+            member.spawn()?;
+        }
+        for member in &members {
+            member.wait_listening()?;
+        }
+        Ok(EtcdCluster { members })
+    }
+
+    /// The client URLs, as `--etcd-servers` takes them.
+    pub fn urls(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the member that is the raft leader now, asked of etcd itself.
+    pub fn leader(&self) -> Result<usize> {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.urls(),
+                "endpoint",
+                "status",
+                "-w",
+                "json",
+            ])
+            .output()
+            .context("running etcdctl (scripts/setup.sh installs etcd-client)")?;
+        let statuses: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
+        let statuses = statuses.as_array().ok_or_else(|| anyhow!("{statuses}"))?;
+        for s in statuses {
+            let member = &s["Status"]["header"]["member_id"];
+            if !member.is_null() && *member == s["Status"]["leader"] {
+                let endpoint = s["Endpoint"].as_str().unwrap_or_default();
+                return self
+                    .members
+                    .iter()
+                    .position(|m| m.url == endpoint)
+                    .ok_or_else(|| anyhow!("unknown endpoint {endpoint}"));
+            }
+        }
+        bail!("no leader among {statuses:?}")
     }
 }
