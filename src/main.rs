@@ -1,6 +1,6 @@
 //! The one `keelson` binary: each subcommand starts a component.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +22,23 @@ enum Command {
     Server(ApiServerArgs),
     /// Run the API server alone.
     Apiserver(ApiServerArgs),
+    /// Run the controllers (ReplicaSet, ReplicationController, Deployment, garbage
+    /// collector, namespace) against any cluster.
+    ControllerManager(ControllerManagerArgs),
+}
+
+#[derive(Args)]
+struct ControllerManagerArgs {
+    /// The cluster to manage (default: in-cluster, $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Take the keelson-controller-manager Lease in kube-system before acting, so that
+    /// only one of several replicas acts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Where /healthz, /readyz and /metrics are served (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:10257")]
+    health_address: SocketAddr,
 }
 
 #[derive(Args)]
@@ -73,9 +90,32 @@ impl From<ApiServerArgs> for keelson_apiserver::Config {
 async fn main() -> anyhow::Result<()> {
     keelson_common::logging::init_tracing();
     match Cli::parse().command {
-        // The other components join `server` as their issues land; today it is the API server.
-        Command::Server(args) | Command::Apiserver(args) => {
-            keelson_apiserver::run(args.into()).await
+        Command::Apiserver(args) => keelson_apiserver::run(args.into()).await,
+        Command::Server(args) => server(args).await,
+        Command::ControllerManager(args) => {
+            keelson_controllers::run(keelson_controllers::Config {
+                kubeconfig: args.kubeconfig,
+                leader_elect: args.leader_elect,
+                health_address: args.health_address,
+            })
+            .await?;
+            Ok(())
         }
+    }
+}
+
+/// The whole cluster in one process. The controllers talk HTTPS to the API server like
+/// any client (through the admin kubeconfig it writes), so they work the same here as
+/// against any other cluster.
+async fn server(args: ApiServerArgs) -> anyhow::Result<()> {
+    let apiserver = keelson_apiserver::start(args.into()).await?;
+    let controllers = keelson_controllers::run(keelson_controllers::Config {
+        kubeconfig: Some(apiserver.kubeconfig.clone()),
+        leader_elect: true,
+        health_address: SocketAddr::from(([127, 0, 0, 1], 10257)),
+    });
+    tokio::select! {
+        result = apiserver.serving => result?,
+        result = controllers => Ok(result?),
     }
 }

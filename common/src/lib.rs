@@ -7,7 +7,9 @@
 //! - [`kubeconfig`]: reading and writing kubeconfig files that stock kubectl uses.
 //! - [`tokens`]: kube-apiserver compatible static token files (`--token-auth-file`).
 //! - [`logging`]: the `tracing` subscriber every binary installs.
+//! - [`component`]: client, leader election and health endpoints of the API clients.
 
+pub mod component;
 pub mod kubeconfig;
 pub mod logging;
 pub mod pki;

@@ -329,6 +329,61 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `keelson controller-manager` against this server (its admin kubeconfig), logging
+    /// to the test's stderr with `tag`; killed on drop.
+    pub fn start_controller_manager(&self, tag: &str, extra_args: &[&str]) -> Result<Component> {
+        Component::spawn(
+            tag,
+            Command::new(env!("CARGO_BIN_EXE_keelson"))
+                .arg("controller-manager")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["--health-address", "127.0.0.1:0"])
+                .args(extra_args),
+        )
+    }
+}
+
+/// A Keelson component other than the API server, running as its own process.
+pub struct Component {
+    child: Child,
+}
+
+impl Component {
+    pub fn spawn(tag: &str, command: &mut Command) -> Result<Component> {
+        let mut child = command
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {tag}"))?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let tag = tag.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                eprintln!("[{tag}] {line}");
+            }
+        });
+        Ok(Component { child })
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Who a raw request is made as.
 pub enum Auth<'a> {
     AdminCert,
@@ -507,5 +562,98 @@ impl EtcdCluster {
             }
         }
         bail!("no leader among {statuses:?}")
+    }
+}
+
+/// Stands in for kubelets until there are real ones: every pod that `ready_if` accepts is
+/// marked Running and Ready (a status patch, as a kubelet would write it), and a pod being
+/// deleted is confirmed gone (grace period 0). Stops when dropped.
+pub struct PodReadier {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodReadier {
+    pub fn start(
+        client: kube::Client,
+        ready_if: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool + Send + 'static,
+    ) -> PodReadier {
+        use futures::StreamExt;
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::{Api, DeleteParams, Patch, PatchParams};
+        use kube::runtime::watcher::{self, Event};
+        use kube::ResourceExt;
+        let task = tokio::spawn(async move {
+            let all: Api<Pod> = Api::all(client.clone());
+            let mut events = watcher::watcher(all, watcher::Config::default()).boxed();
+            while let Some(event) = events.next().await {
+                let pod = match event {
+                    Ok(Event::Apply(pod) | Event::InitApply(pod)) => pod,
+                    _ => continue,
+                };
+                let api: Api<Pod> =
+                    Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+                if pod.metadata.deletion_timestamp.is_some() {
+                    let _ = api
+                        .delete(&pod.name_any(), &DeleteParams::default().grace_period(0))
+                        .await;
+                    continue;
+                }
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if ready || !ready_if(&pod) {
+                    continue;
+                }
+                let now = chrono_now();
+                let patch = serde_json::json!({"status": {
+                    "phase": "Running",
+                    "startTime": now,
+                    "conditions": [
+                        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    ],
+                }});
+                let _ = api
+                    .patch_status(
+                        &pod.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await;
+            }
+        });
+        PodReadier { task }
+    }
+}
+
+impl Drop for PodReadier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Now in RFC 3339, as API timestamps are written.
+pub fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Polls the async `f` until it returns Some, or fails after `timeout`.
+pub async fn wait_for_async<T, F, Fut>(timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

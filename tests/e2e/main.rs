@@ -2,7 +2,9 @@
 //! One test binary (one link); nextest runs the tests in parallel.
 
 mod api;
+mod controllers;
 mod etcd;
+mod gc;
 mod harness;
 mod helm;
 mod kube_rs;
