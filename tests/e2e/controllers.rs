@@ -12,7 +12,9 @@ use kube::api::{Api, ListParams};
 use kube::runtime::watcher::{self, Event};
 use kube::ResourceExt;
 
-use crate::harness::{wait_for_async, Component, PodReadier, Server};
+use keelson_bench::readier::PodReadier;
+
+use crate::harness::{wait_for_async, Component, Server};
 
 /// https://kubernetes.io/docs/concepts/workloads/controllers/deployment/ (nginx-deployment.yaml)
 const NGINX_DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -541,5 +543,79 @@ async fn a_standby_controller_manager_takes_over() -> Result<()> {
     ensure!(out.contains("successfully rolled out"), "{out}");
     let pods: Api<Pod> = Api::namespaced(client, "default");
     ensure!(live_pods(&pods, "app=nginx").await?.len() == 5);
+    Ok(())
+}
+
+/// https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/
+const NGINX_RC: &str = "apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: nginx
+spec:
+  replicas: 3
+  selector:
+    app: nginx
+  template:
+    metadata:
+      name: nginx
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        ports:
+        - containerPort: 80
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_controller_keeps_its_equality_selected_pods() -> Result<()> {
+    let (server, _cm, _readier) = cluster().await?;
+    let pods: Api<Pod> = Api::namespaced(server.client().await?, "default");
+    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], NGINX_RC)?;
+    wait_for_async(Duration::from_secs(30), || async {
+        let out = server
+            .kubectl_ok(KUBECTL, &["get", "rc", "nginx", "--no-headers"])
+            .ok()?;
+        // NAME DESIRED CURRENT READY AGE
+        let cols: Vec<&str> = out.split_whitespace().collect();
+        (cols.get(1..4) == Some(&["3", "3", "3"][..])).then_some(())
+    })
+    .await?;
+    for pod in live_pods(&pods, "app=nginx").await? {
+        let owner = pod
+            .owner_references()
+            .first()
+            .map(|o| (o.kind.clone(), o.name.clone()));
+        ensure!(
+            owner == Some(("ReplicationController".into(), "nginx".into())),
+            "{owner:?}"
+        );
+    }
+    server.kubectl_ok(KUBECTL, &["scale", "rc", "nginx", "--replicas=1"])?;
+    wait_for_async(Duration::from_secs(30), || async {
+        (live_pods(&pods, "app=nginx").await.ok()?.len() == 1).then_some(())
+    })
+    .await?;
+    // An orphan that matches the selector is adopted, which makes one too many.
+    server.kubectl_ok(
+        KUBECTL,
+        &["run", "stray", "--image=nginx", "--labels=app=nginx"],
+    )?;
+    wait_for_async(Duration::from_secs(30), || async {
+        let now = live_pods(&pods, "app=nginx").await.ok()?;
+        (now.len() == 1
+            && now[0]
+                .owner_references()
+                .iter()
+                .any(|o| o.kind == "ReplicationController"))
+        .then_some(())
+    })
+    .await?;
+    let events = server.kubectl_ok(KUBECTL, &["describe", "rc", "nginx"])?;
+    ensure!(
+        events.contains("SuccessfulCreate") && events.contains("SuccessfulDelete"),
+        "{events}"
+    );
     Ok(())
 }

@@ -1,0 +1,3 @@
+//! Pieces the load generators share with the end-to-end tests.
+
+pub mod readier;

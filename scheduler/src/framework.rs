@@ -1,0 +1,1 @@
+//! The framework types plugins work on: placeholder until written.

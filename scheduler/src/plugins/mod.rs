@@ -1,0 +1,1 @@
+//! Filter and score plugins: placeholder until written.
