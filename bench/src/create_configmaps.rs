@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Parser;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 
 #[derive(Parser)]
@@ -34,18 +33,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let kc =
-        kube::config::Kubeconfig::read_from(&args.kubeconfig).context("reading the kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    let config = keelson_bench::config(&args.kubeconfig).await?;
     // One client per worker, so that connections are spread as 32 real clients would.
     let mut clients = Vec::new();
     for _ in 0..args.concurrency {
         clients.push(kube::Client::try_from(config.clone())?);
     }
-    let namespaces: Api<Namespace> = Api::all(clients[0].clone());
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": args.namespace}}))?;
-    let _ = namespaces.create(&PostParams::default(), &ns).await;
+    keelson_bench::ensure_namespace(&clients[0], &args.namespace).await?;
     let run = format!("{}", std::process::id());
     let started = Instant::now();
     let latencies: Vec<Result<Duration, String>> = futures::stream::iter(0..args.count)

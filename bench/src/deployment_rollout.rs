@@ -6,10 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use keelson_bench::readier::PodReadier;
 use kube::api::{Api, PostParams};
 
@@ -29,14 +28,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let kc =
-        kube::config::Kubeconfig::read_from(&args.kubeconfig).context("reading the kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    let client = kube::Client::try_from(config)?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": args.namespace}}))?;
-    let _ = namespaces.create(&PostParams::default(), &ns).await;
+    let client = kube::Client::try_from(keelson_bench::config(&args.kubeconfig).await?)?;
+    keelson_bench::ensure_namespace(&client, &args.namespace).await?;
     let _readier = PodReadier::start(client.clone(), |_| true);
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &args.namespace);

@@ -56,7 +56,12 @@ where
 }
 
 pub fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
+    is_status(e, 404)
+}
+
+/// Whether `e` is an API error Status with this HTTP code.
+pub fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
 /// The message of an API error, as events quote it.

@@ -16,29 +16,13 @@ use keelson_bench::readier::PodReadier;
 
 use crate::harness::{wait_for_async, Component, Server};
 
-/// https://kubernetes.io/docs/concepts/workloads/controllers/deployment/ (nginx-deployment.yaml)
-const NGINX_DEPLOYMENT: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:1.14.2
-        ports:
-        - containerPort: 80
-";
+/// The nginx Deployment of https://kubernetes.io/docs/concepts/workloads/controllers/deployment/:
+/// the walkthrough's, with 3 replicas of nginx:1.14.2.
+static NGINX_DEPLOYMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    crate::kubectl::NGINX_DEPLOYMENT
+        .replace("replicas: 1", "replicas: 3")
+        .replace("nginx:1.7.9", "nginx:1.14.2")
+});
 
 const KUBECTL: &str = "1.37";
 
@@ -55,6 +39,32 @@ async fn cluster() -> Result<(Server, Component, PodReadier)> {
         })
     });
     Ok((server, cm, readier))
+}
+
+/// `kubectl rollout status` of the nginx Deployment, which must report success.
+fn rolled_out(server: &Server) -> Result<()> {
+    let out = server.kubectl_ok(
+        KUBECTL,
+        &[
+            "rollout",
+            "status",
+            "deployment/nginx-deployment",
+            "--timeout=60s",
+        ],
+    )?;
+    ensure!(
+        out.contains("deployment \"nginx-deployment\" successfully rolled out"),
+        "{out}"
+    );
+    Ok(())
+}
+
+/// Waits until exactly `count` pods labelled `app=nginx` are live (not being deleted).
+async fn wait_live_pods(pods: &Api<Pod>, count: usize) -> Result<()> {
+    wait_for_async(Duration::from_secs(30), || async {
+        (live_pods(pods, "app=nginx").await.ok()?.len() == count).then_some(())
+    })
+    .await
 }
 
 fn is_ready(pod: &Pod) -> bool {
@@ -82,20 +92,8 @@ async fn deployment_rollout_with_kubectl() -> Result<()> {
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
 
     // 1. The docs' nginx Deployment: 3 pods owned by one ReplicaSet; rollout status succeeds.
-    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
-    let out = server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
-    ensure!(
-        out.contains("deployment \"nginx-deployment\" successfully rolled out"),
-        "{out}"
-    );
+    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], &NGINX_DEPLOYMENT)?;
+    rolled_out(&server)?;
     let rs_list = replica_sets.list(&ListParams::default()).await?.items;
     ensure!(rs_list.len() == 1, "{} replica sets", rs_list.len());
     let first_rs = rs_list[0].name_any();
@@ -158,16 +156,7 @@ async fn deployment_rollout_with_kubectl() -> Result<()> {
             "nginx=nginx:1.16.1",
         ],
     )?;
-    let out = server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
-    ensure!(out.contains("successfully rolled out"), "{out}");
+    rolled_out(&server)?;
     let (most, fewest) = tokio::time::timeout(Duration::from_secs(30), checker).await???;
     ensure!(most <= 4 && fewest >= 3, "{most} {fewest}");
     let history = server.kubectl_ok(
@@ -185,15 +174,7 @@ async fn deployment_rollout_with_kubectl() -> Result<()> {
 
     // rollout undo returns to the first template (and to the first ReplicaSet).
     server.kubectl_ok(KUBECTL, &["rollout", "undo", "deployment/nginx-deployment"])?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    rolled_out(&server)?;
     let image = server.kubectl_ok(
         KUBECTL,
         &[
@@ -235,15 +216,7 @@ async fn deployment_rollout_with_kubectl() -> Result<()> {
         KUBECTL,
         &["rollout", "resume", "deployment/nginx-deployment"],
     )?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    rolled_out(&server)?;
     let count = replica_sets.list(&ListParams::default()).await?.items.len();
     ensure!(count == 3, "{count} replica sets after resume");
 
@@ -252,15 +225,7 @@ async fn deployment_rollout_with_kubectl() -> Result<()> {
         KUBECTL,
         &["rollout", "restart", "deployment/nginx-deployment"],
     )?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    rolled_out(&server)?;
     let restarted = replica_sets
         .list(&ListParams::default())
         .await?
@@ -330,16 +295,8 @@ async fn replicas_are_replaced_scaled_and_cascade_deleted() -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], &NGINX_DEPLOYMENT)?;
+    rolled_out(&server)?;
 
     // A deleted pod is replaced.
     let victim = live_pods(&pods, "app=nginx").await?[0].name_any();
@@ -361,21 +318,9 @@ async fn replicas_are_replaced_scaled_and_cascade_deleted() -> Result<()> {
                 &format!("--replicas={replicas}"),
             ],
         )?;
-        wait_for_async(Duration::from_secs(30), || async {
-            (live_pods(&pods, "app=nginx").await.ok()?.len() == replicas).then_some(())
-        })
-        .await?;
+        wait_live_pods(&pods, replicas).await?;
     }
-    let out = server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
-    ensure!(out.contains("successfully rolled out"), "{out}");
+    rolled_out(&server)?;
 
     // --cascade=orphan leaves the ReplicaSet and pods, without the owner reference.
     server.kubectl_ok(
@@ -411,16 +356,8 @@ async fn replicas_are_replaced_scaled_and_cascade_deleted() -> Result<()> {
     .await?;
 
     // The default (background) policy removes the ReplicaSets and pods.
-    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], &NGINX_DEPLOYMENT)?;
+    rolled_out(&server)?;
     server.kubectl_ok(KUBECTL, &["delete", "deployment", "nginx-deployment"])?;
     wait_for_async(Duration::from_secs(30), || async {
         (replica_sets
@@ -440,16 +377,8 @@ async fn replicas_are_replaced_scaled_and_cascade_deleted() -> Result<()> {
     .await?;
 
     // --cascade=foreground: the Deployment is the last to go.
-    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], &NGINX_DEPLOYMENT)?;
+    rolled_out(&server)?;
     let watch_api = deployments.clone();
     let (rs_api, pod_api) = (replica_sets.clone(), pods.clone());
     let order = tokio::spawn(async move {
@@ -500,16 +429,8 @@ async fn a_standby_controller_manager_takes_over() -> Result<()> {
     };
     let first_holder = wait_for_async(Duration::from_secs(30), holder).await?;
     let _second = server.start_controller_manager("cm-2", &[])?;
-    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], NGINX_DEPLOYMENT)?;
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
+    server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], &NGINX_DEPLOYMENT)?;
+    rolled_out(&server)?;
     ensure!(
         holder().await.as_ref() == Some(&first_holder),
         "the leader changed while it was alive"
@@ -531,16 +452,7 @@ async fn a_standby_controller_manager_takes_over() -> Result<()> {
         KUBECTL,
         &["scale", "deployment/nginx-deployment", "--replicas=5"],
     )?;
-    let out = server.kubectl_ok(
-        KUBECTL,
-        &[
-            "rollout",
-            "status",
-            "deployment/nginx-deployment",
-            "--timeout=60s",
-        ],
-    )?;
-    ensure!(out.contains("successfully rolled out"), "{out}");
+    rolled_out(&server)?;
     let pods: Api<Pod> = Api::namespaced(client, "default");
     ensure!(live_pods(&pods, "app=nginx").await?.len() == 5);
     Ok(())
@@ -593,10 +505,7 @@ async fn replication_controller_keeps_its_equality_selected_pods() -> Result<()>
         );
     }
     server.kubectl_ok(KUBECTL, &["scale", "rc", "nginx", "--replicas=1"])?;
-    wait_for_async(Duration::from_secs(30), || async {
-        (live_pods(&pods, "app=nginx").await.ok()?.len() == 1).then_some(())
-    })
-    .await?;
+    wait_live_pods(&pods, 1).await?;
     // An orphan that matches the selector is adopted, which makes one too many.
     server.kubectl_ok(
         KUBECTL,

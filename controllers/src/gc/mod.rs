@@ -21,13 +21,14 @@ use futures::future::join_all;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions,
-    PropagationPolicy,
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
+
+use crate::ownership::is_status;
 use tokio::task::JoinHandle;
 
 use plan::{
@@ -66,10 +67,6 @@ enum GcError {
 enum Outcome {
     Forget,
     Requeue,
-}
-
-fn is_status(err: &kube::Error, code: u16) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == code)
 }
 
 fn is_not_found(err: &GcError) -> bool {
@@ -147,16 +144,6 @@ fn observed_from(rt: &ResourceType, meta: &Meta) -> Option<Observed> {
         deleting: m.deletion_timestamp.is_some(),
         finalizers: m.finalizers.clone().unwrap_or_default(),
     })
-}
-
-fn api_resource(rt: &ResourceType) -> ApiResource {
-    ApiResource {
-        group: rt.group.clone(),
-        version: rt.version.clone(),
-        api_version: rt.api_version(),
-        kind: rt.kind.clone(),
-        plural: rt.resource.clone(),
-    }
 }
 
 fn propagation(p: Propagation) -> PropagationPolicy {
@@ -278,7 +265,7 @@ impl Gc {
     /// One metadata-only watch, feeding the graph. A relist that no longer shows an object
     /// counts as its deletion.
     async fn monitor(self: Arc<Self>, rt: ResourceType, synced: Arc<AtomicBool>) {
-        let api: Api<Meta> = Api::all_with(self.client.clone(), &api_resource(&rt));
+        let api: Api<Meta> = Api::all_with(self.client.clone(), &rt.api_resource());
         let source = rt.key();
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
@@ -376,7 +363,7 @@ impl Gc {
 
     /// A metadata client for `rt` in `namespace` (ignored for cluster-scoped kinds).
     fn meta_api(&self, rt: &ResourceType, namespace: &str) -> Api<Meta> {
-        let ar = api_resource(rt);
+        let ar = rt.api_resource();
         if rt.namespaced {
             Api::namespaced_with(self.client.clone(), namespace, &ar)
         } else {
@@ -385,7 +372,7 @@ impl Gc {
     }
 
     fn dynamic_api(&self, rt: &ResourceType, namespace: &str) -> Api<DynamicObject> {
-        let ar = api_resource(rt);
+        let ar = rt.api_resource();
         if rt.namespaced {
             Api::namespaced_with(self.client.clone(), namespace, &ar)
         } else {

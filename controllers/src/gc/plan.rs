@@ -833,6 +833,17 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// What kube-rs' dynamic APIs take.
+    pub fn api_resource(&self) -> kube::api::ApiResource {
+        kube::api::ApiResource {
+            group: self.group.clone(),
+            version: self.version.clone(),
+            api_version: self.api_version(),
+            kind: self.kind.clone(),
+            plural: self.resource.clone(),
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

@@ -16,13 +16,13 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Pod};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy,
-};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
+
+use crate::ownership::is_status;
 
 use crate::gc::discovery;
 use crate::gc::plan::ResourceType;
@@ -40,10 +40,6 @@ enum NsError {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Other(String),
-}
-
-fn is_status(err: &kube::Error, code: u16) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == code)
 }
 
 /// The outcome of one pass over a namespace.
@@ -105,16 +101,6 @@ pub async fn run(client: kube::Client) -> crate::Result<()> {
                 }
             }
         }
-    }
-}
-
-fn api_resource(rt: &ResourceType) -> ApiResource {
-    ApiResource {
-        group: rt.group.clone(),
-        version: rt.version.clone(),
-        api_version: rt.api_version(),
-        kind: rt.kind.clone(),
-        plural: rt.resource.clone(),
     }
 }
 
@@ -389,7 +375,7 @@ impl Controller {
                 err,
             )
         };
-        let ar = api_resource(rt);
+        let ar = rt.api_resource();
         let objects: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
         let metas: Api<PartialObjectMeta<DynamicObject>> =
             Api::namespaced_with(self.client.clone(), namespace, &ar);
