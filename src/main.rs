@@ -30,6 +30,24 @@ enum Command {
     /// Run the controllers (ReplicaSet, ReplicationController, Deployment, garbage
     /// collector, namespace) against any cluster.
     ControllerManager(ControllerManagerArgs),
+    /// Run the scheduler against any cluster.
+    Scheduler(SchedulerArgs),
+}
+
+#[derive(Args)]
+struct SchedulerArgs {
+    /// The cluster to schedule for (default: in-cluster, $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Take the keelson-scheduler Lease in kube-system before scheduling.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Where /healthz, /readyz and /metrics are served (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:10259")]
+    health_address: SocketAddr,
+    /// Schedule the pods whose spec.schedulerName is this.
+    #[arg(long, default_value = "default-scheduler")]
+    scheduler_name: String,
 }
 
 #[derive(Args)]
@@ -106,10 +124,20 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             Ok(())
         }
+        Command::Scheduler(args) => {
+            keelson_scheduler::run(keelson_scheduler::Config {
+                kubeconfig: args.kubeconfig,
+                leader_elect: args.leader_elect,
+                health_address: args.health_address,
+                scheduler_name: args.scheduler_name,
+            })
+            .await?;
+            Ok(())
+        }
     }
 }
 
-/// The whole cluster in one process. The controllers talk HTTPS to the API server like
+/// The whole cluster in one process. The controllers and the scheduler talk HTTPS to the API server like
 /// any client (through the admin kubeconfig it writes), so they work the same here as
 /// against any other cluster.
 async fn server(args: ApiServerArgs) -> anyhow::Result<()> {
@@ -119,8 +147,15 @@ async fn server(args: ApiServerArgs) -> anyhow::Result<()> {
         leader_elect: true,
         health_address: SocketAddr::from(([127, 0, 0, 1], 10257)),
     });
+    let scheduler = keelson_scheduler::run(keelson_scheduler::Config {
+        kubeconfig: Some(apiserver.kubeconfig.clone()),
+        leader_elect: true,
+        health_address: SocketAddr::from(([127, 0, 0, 1], 10259)),
+        scheduler_name: "default-scheduler".to_string(),
+    });
     tokio::select! {
         result = apiserver.serving => result?,
         result = controllers => Ok(result?),
+        result = scheduler => Ok(result?),
     }
 }

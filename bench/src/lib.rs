@@ -1,5 +1,6 @@
 //! Pieces the load generators share with each other and with the end-to-end tests.
 
+pub mod nodes;
 pub mod readier;
 
 use anyhow::Context;

@@ -133,3 +133,76 @@ pub async fn serve_health(
         .await
         .map_err(|e| Error::Invalid(format!("health server: {e}")))
 }
+
+/// A component that has started: its client, and — when it elected to — the leadership
+/// it holds. Shared start-up of every API-client component.
+pub struct Started {
+    pub client: kube::Client,
+    /// Set once the component has synced its caches; `/readyz` answers 200 after.
+    pub ready: Arc<AtomicBool>,
+    leadership: Option<tokio::sync::watch::Receiver<bool>>,
+    health: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Started {
+    /// Builds the client, serves the health endpoints and, with `lease`, waits until this
+    /// process holds that Lease in kube-system.
+    pub async fn start(
+        kubeconfig: Option<&Path>,
+        lease: Option<&str>,
+        health_address: SocketAddr,
+        mut registry: Registry,
+    ) -> Result<Started> {
+        let client = client(kubeconfig).await?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let leading_gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        registry.register(
+            "leader_election_master_status",
+            "1 while this process is the leader",
+            leading_gauge.clone(),
+        );
+        let health = tokio::spawn(serve_health(
+            health_address,
+            ready.clone(),
+            Arc::new(registry),
+        ));
+        let leadership = match lease {
+            Some(name) => Some(LeaderElection::new(name).acquire(client.clone()).await?),
+            None => None,
+        };
+        leading_gauge.set(1);
+        Ok(Started {
+            client,
+            ready,
+            leadership,
+            health,
+        })
+    }
+
+    /// Resolves with an error when leadership is lost or the health server fails; never
+    /// without leader election and a healthy health server. The component should then
+    /// stop (upstream components exit, to restart as followers).
+    pub async fn lost(self) -> Error {
+        let leadership = async move {
+            match self.leadership {
+                Some(mut leading) => {
+                    while *leading.borrow_and_update() {
+                        if leading.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                    Error::Invalid("leader election lost".into())
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            e = leadership => e,
+            result = self.health => match result {
+                Ok(Ok(())) => Error::Invalid("the health server stopped".into()),
+                Ok(Err(e)) => e,
+                Err(e) => Error::Invalid(format!("the health server failed: {e}")),
+            },
+        }
+    }
+}

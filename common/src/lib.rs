@@ -8,8 +8,10 @@
 //! - [`tokens`]: kube-apiserver compatible static token files (`--token-auth-file`).
 //! - [`logging`]: the `tracing` subscriber every binary installs.
 //! - [`component`]: client, leader election and health endpoints of the API clients.
+//! - [`events`]: core/v1 Events about the objects a component acts on.
 
 pub mod component;
+pub mod events;
 pub mod kubeconfig;
 pub mod logging;
 pub mod pki;

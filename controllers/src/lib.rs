@@ -3,7 +3,6 @@
 //! the actions through the public API.
 
 pub mod deployment;
-pub mod events;
 pub mod gc;
 pub mod informer;
 pub mod namespace;
@@ -24,18 +23,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::Api;
 use kube::runtime::watcher;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use informer::InformerBuilder;
-use keelson_common::component::{self, LeaderElection};
+use keelson_common::component::Started;
 
 /// How `keelson controller-manager` runs.
 pub struct Config {
@@ -54,32 +51,16 @@ pub const LEASE_NAME: &str = "keelson-controller-manager";
 /// Runs every controller until the process ends or leadership is lost (an error: the
 /// process should exit so that it restarts as a follower, as upstream does).
 pub async fn run(config: Config) -> Result<()> {
-    let client = component::client(config.kubeconfig.as_deref())
-        .await
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let mut registry = Registry::default();
-    let leading_gauge = Gauge::<i64>::default();
-    registry.register(
-        "leader_election_master_status",
-        "1 while this process is the leader",
-        leading_gauge.clone(),
-    );
-    let health = tokio::spawn(component::serve_health(
+    let started = Started::start(
+        config.kubeconfig.as_deref(),
+        config.leader_elect.then_some(LEASE_NAME),
         config.health_address,
-        ready.clone(),
-        Arc::new(registry),
-    ));
-
-    let mut leadership = None;
-    if config.leader_elect {
-        let leading = LeaderElection::new(LEASE_NAME)
-            .acquire(client.clone())
-            .await
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        leadership = Some(leading);
-    }
-    leading_gauge.set(1);
+        Registry::default(),
+    )
+    .await
+    .map_err(|e| Error::Invalid(e.to_string()))?;
+    let client = started.client.clone();
+    let ready = started.ready.clone();
 
     // One watch per resource type, shared by the controllers that read it.
     let mut pods =
@@ -107,30 +88,12 @@ pub async fn run(config: Config) -> Result<()> {
     ready.store(true, Ordering::Relaxed);
     tracing::info!("controllers started");
 
-    let lost = async move {
-        match leadership {
-            Some(mut leading) => {
-                while *leading.borrow_and_update() {
-                    if leading.changed().await.is_err() {
-                        break;
-                    }
-                }
-                Error::Invalid("leader election lost".into())
-            }
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
         _ = replicaset::run::<ReplicaSet>(client.clone(), (replica_sets.clone(), rs_for_rs), pods.clone(), pods_for_rs) => Ok(()),
         _ = replicaset::run::<ReplicationController>(client.clone(), (rcs, rc_events), pods.clone(), pods_for_rc) => Ok(()),
         _ = deployment::run(client.clone(), (replica_sets, rs_for_deployments), (pods, pods_for_deployments)) => Ok(()),
         result = gc::run(client.clone()) => result,
         result = namespace::run(client.clone()) => result,
-        error = lost => Err(error),
-        result = health => match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::Invalid(e.to_string())),
-            Err(e) => Err(Error::Invalid(e.to_string())),
-        },
+        error = started.lost() => Err(Error::Invalid(error.to_string())),
     }
 }

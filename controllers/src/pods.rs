@@ -6,7 +6,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use k8s_openapi::jiff::Timestamp;
 
 /// The annotation that ranks pods of one controller for deletion: lower cost goes first.
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -179,14 +178,7 @@ pub fn to_chrono(time: &Time) -> Option<DateTime<Utc>> {
 
 /// A chrono time as a meta/v1 `Time`, clamped to the representable range.
 pub fn to_time(time: DateTime<Utc>) -> Time {
-    let seconds = time.timestamp();
-    let subsec = i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0);
-    let timestamp = Timestamp::new(seconds, subsec).unwrap_or(if seconds < 0 {
-        Timestamp::MIN
-    } else {
-        Timestamp::MAX
-    });
-    Time(timestamp)
+    keelson_common::events::to_time(time)
 }
 
 #[cfg(test)]

@@ -330,18 +330,31 @@ impl Server {
 }
 
 impl Server {
-    /// `keelson controller-manager` against this server (its admin kubeconfig), logging
-    /// to the test's stderr with `tag`; killed on drop.
-    pub fn start_controller_manager(&self, tag: &str, extra_args: &[&str]) -> Result<Component> {
+    /// `keelson SUBCOMMAND --kubeconfig ...` (controller-manager, scheduler) against this
+    /// server, logging to the test's stderr with `tag`; killed on drop.
+    pub fn start_component(
+        &self,
+        subcommand: &str,
+        tag: &str,
+        extra_args: &[&str],
+    ) -> Result<Component> {
         Component::spawn(
             tag,
             Command::new(env!("CARGO_BIN_EXE_keelson"))
-                .arg("controller-manager")
+                .arg(subcommand)
                 .arg("--kubeconfig")
                 .arg(&self.kubeconfig)
                 .args(["--health-address", "127.0.0.1:0"])
                 .args(extra_args),
         )
+    }
+
+    pub fn start_controller_manager(&self, tag: &str, extra_args: &[&str]) -> Result<Component> {
+        self.start_component("controller-manager", tag, extra_args)
+    }
+
+    pub fn start_scheduler(&self, tag: &str, extra_args: &[&str]) -> Result<Component> {
+        self.start_component("scheduler", tag, extra_args)
     }
 }
 

@@ -10,3 +10,4 @@ mod helm;
 mod kube_rs;
 mod kubectl;
 mod robustness;
+mod scheduler;

@@ -17,10 +17,10 @@ use kube::runtime::watcher;
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::events::{EventSink, EventType};
 use crate::informer::{resource_version, Informer};
 use crate::ownership::{self, is_not_found};
 use crate::{pods, Error, Result};
+use keelson_common::events::{EventSink, EventType};
 use plan::Action;
 
 struct Context {

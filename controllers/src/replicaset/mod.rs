@@ -21,10 +21,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::events::{EventSink, EventType};
 use crate::informer::{resource_version, Informer};
 use crate::ownership::{self, error_text, is_not_found};
 use crate::{pods, Error, Result};
+use keelson_common::events::{EventSink, EventType};
 use plan::{ManageError, ReplicaSetView};
 
 /// A kind the replica controller manages: ReplicaSet or ReplicationController.

@@ -17,8 +17,6 @@ use tokio::sync::Mutex;
 
 pub use kube::runtime::events::EventType;
 
-use crate::pods::to_time;
-
 /// What makes two events the same: object uid, reason, message.
 type EventKey = (String, String, String);
 /// Where the first of them went: namespace, name, and the count so far.
@@ -38,7 +36,7 @@ impl EventSink {
         EventSink {
             client,
             component: component.to_string(),
-            instance: keelson_common::component::identity(),
+            instance: crate::component::identity(),
             seen: Arc::default(),
         }
     }
@@ -131,4 +129,18 @@ impl EventSink {
         }
         Ok(())
     }
+}
+
+/// A chrono time as the API's `Time` (k8s-openapi's wraps a jiff Timestamp).
+pub fn to_time(
+    t: chrono::DateTime<chrono::Utc>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let seconds = t.timestamp();
+    let subsec = i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0);
+    let timestamp = k8s_openapi::jiff::Timestamp::new(seconds, subsec).unwrap_or(if seconds < 0 {
+        k8s_openapi::jiff::Timestamp::MIN
+    } else {
+        k8s_openapi::jiff::Timestamp::MAX
+    });
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(timestamp)
 }
