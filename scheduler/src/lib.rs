@@ -5,6 +5,7 @@
 
 pub mod framework;
 pub mod plugins;
+pub mod preemption;
 pub mod queue;
 pub mod scheduler;
 

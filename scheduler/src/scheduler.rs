@@ -19,6 +19,7 @@ use serde_json::json;
 use keelson_common::events::{to_time, EventSink, EventType};
 
 use crate::framework::{self, SchedulerConfig, Snapshot};
+use crate::preemption;
 use crate::queue::{QueueConfig, QueuedPod, SchedulingQueue};
 
 /// The scheduler's state, shared by the watch handlers, the loop and the binders.
@@ -167,9 +168,20 @@ impl Scheduler {
             let queued = self.queue.pop().await;
             let pod = queued.item.clone();
             let key = queued.key.clone();
-            let result = {
+            let (result, preemption) = {
                 let snapshot = lock(&self.snapshot);
-                framework::schedule(&pod, &snapshot, &self.config, &mut next_start)
+                match framework::schedule(&pod, &snapshot, &self.config, &mut next_start) {
+                    Ok(decision) => (Ok(decision), None),
+                    // No nodes at all: upstream says only that.
+                    Err(fit) if fit.num_all_nodes() == 0 => (Err(fit), None),
+                    Err(mut fit) => match preemption::preempt(&pod, &snapshot, &fit) {
+                        Ok(preemption) => (Err(fit), Some(preemption)),
+                        Err(message) => {
+                            fit.set_post_filter_message(message);
+                            (Err(fit), None)
+                        }
+                    },
+                }
             };
             match result {
                 Ok(decision) => {
@@ -181,16 +193,7 @@ impl Scheduler {
                     self.queue.done(&key);
                     tokio::spawn(self.clone().bind(queued, decision.node));
                 }
-                Err(mut fit) => {
-                    // Preemption is not implemented yet: say so as upstream does when it
-                    // cannot help.
-                    fit.set_post_filter_message(
-                        "preemption: 0/".to_string()
-                            + &fit.num_all_nodes().to_string()
-                            + " nodes are available: "
-                            + &fit.num_all_nodes().to_string()
-                            + " Preemption is not helpful for scheduling.",
-                    );
+                Err(fit) => {
                     let message = fit.to_string();
                     let plugins: BTreeSet<String> = fit
                         .unschedulable_plugins()
@@ -198,6 +201,9 @@ impl Scheduler {
                         .map(|p| p.to_string())
                         .collect();
                     self.queue.add_unschedulable(queued, plugins);
+                    if let Some(preemption) = preemption {
+                        tokio::spawn(self.clone().preempt(pod.clone(), preemption));
+                    }
                     tokio::spawn(self.clone().report_unschedulable(pod, message));
                 }
             }
@@ -234,6 +240,61 @@ impl Scheduler {
                 tracing::warn!(pod = %queued.key, %node, error = %e, "binding failed");
                 if !gone {
                     self.queue.add_backoff(queued);
+                }
+            }
+        }
+    }
+
+    /// Upstream's preemption: the pod is nominated to the node, the victims are marked
+    /// with the DisruptionTarget condition and deleted; their deletion moves the pod back
+    /// to the active queue, and the next cycle prefers the nominated node.
+    async fn preempt(self: Arc<Self>, pod: Arc<Pod>, preemption: preemption::Preemption) {
+        let namespace = pod.namespace().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let nominate = json!({"status": {"nominatedNodeName": preemption.node}});
+        if let Err(e) = api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(nominate),
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "nominating a node failed");
+        }
+        for victim in preemption.victims {
+            let victim_api: Api<Pod> =
+                Api::namespaced(self.client.clone(), &victim.namespace().unwrap_or_default());
+            let condition = json!({"status": {"conditions": [{
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "PreemptionByScheduler",
+                "message": format!("{}: preempting to accommodate a higher priority pod", self.name),
+                "lastTransitionTime": to_time(chrono::Utc::now()),
+            }]}});
+            let _ = victim_api
+                .patch_status(
+                    &victim.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Strategic(condition),
+                )
+                .await;
+            match victim_api
+                .delete(&victim.name_any(), &kube::api::DeleteParams::default())
+                .await
+            {
+                Ok(_) => {
+                    let message = format!(
+                        "Preempted by pod {} on node {}",
+                        pod.uid().unwrap_or_default(),
+                        preemption.node
+                    );
+                    self.events
+                        .publish(victim.as_ref(), EventType::Normal, "Preempted", &message)
+                        .await;
+                }
+                Err(e) => {
+                    tracing::warn!(victim = %victim.name_any(), error = %e, "preempting failed")
                 }
             }
         }
