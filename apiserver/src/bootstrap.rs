@@ -1,5 +1,5 @@
-//! What exists from the first start: the system namespaces and the `kubernetes` Service
-//! with its Endpoints and EndpointSlice pointing at this API server.
+//! What exists from the first start: the system namespaces, the system PriorityClasses and
+//! the `kubernetes` Service with its Endpoints and EndpointSlice pointing at this API server.
 
 use keelson_apimachinery::Status;
 use serde_json::{json, Value};
@@ -52,6 +52,9 @@ pub async fn run(api: &Api, host: &str, port: u16) -> anyhow::Result<()> {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         )
         .await?;
+    }
+    for pc in crate::priority::system_priority_classes() {
+        ensure(api, "scheduling.k8s.io", "v1", "priorityclasses", None, pc).await?;
     }
     let labels = json!({"component": "apiserver", "provider": "kubernetes"});
     ensure(

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod object;
 pub mod openapi;
 pub mod printers;
+pub mod priority;
 pub mod registry;
 pub mod request;
 pub mod respond;

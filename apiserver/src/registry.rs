@@ -430,7 +430,10 @@ fn build() -> Vec<ResourceDef> {
             .status::<storage::VolumeAttachment>()
             .of::<storage::VolumeAttachment>(),
         // scheduling.k8s.io/v1
-        Row::new().short(&["pc"]).of::<sched::PriorityClass>(),
+        Row::new()
+            .short(&["pc"])
+            .strategy(&crate::priority::PriorityClass)
+            .of::<sched::PriorityClass>(),
         // node.k8s.io/v1
         Row::new().of::<node::RuntimeClass>(),
         // certificates.k8s.io/v1

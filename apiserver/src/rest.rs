@@ -90,6 +90,14 @@ pub fn storage_error(def: &ResourceDef, name: &str, err: StorageError) -> Status
     }
 }
 
+fn is_pod(def: &ResourceDef) -> bool {
+    def.kind == "Pod" && def.group.is_empty()
+}
+
+fn is_priority_class(def: &ResourceDef) -> bool {
+    def.kind == "PriorityClass" && def.group == "scheduling.k8s.io"
+}
+
 pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> String {
     match namespace {
         Some(ns) if def.namespaced => format!("{}{ns}/{name}", def.storage_prefix()),
@@ -299,6 +307,11 @@ impl Api {
                 map.remove("status");
             }
         }
+        // The Priority admission plugin is a mutating one: it runs before the pod's own
+        // defaults (which would otherwise fill spec.priority and spec.preemptionPolicy).
+        if is_pod(def) {
+            self.admit_pod_priority(&mut obj).await?;
+        }
         def.strategy.prepare_create(&mut obj);
         def.strategy.default(&mut obj);
         if !opts.apply {
@@ -312,6 +325,9 @@ impl Api {
         }
         if def.namespaced {
             self.check_namespace(object::namespace(&obj)).await?;
+        }
+        if is_priority_class(def) {
+            self.admit_priority_class(&obj).await?;
         }
         let key = object_key(def, namespace, &name);
         let release = if def.kind == "Service" && def.group.is_empty() {
@@ -358,6 +374,9 @@ impl Api {
             let new = self.prepare_update(def, &old, requested, subresource, opts)?;
             if new == old {
                 return Ok(old);
+            }
+            if is_priority_class(def) && subresource.is_none() {
+                self.admit_priority_class(&new).await?;
             }
             if object::is_deleting(&new)
                 && object::finalizers(&new).is_empty()

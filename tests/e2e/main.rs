@@ -9,5 +9,6 @@ mod harness;
 mod helm;
 mod kube_rs;
 mod kubectl;
+mod priority;
 mod robustness;
 mod scheduler;

@@ -273,3 +273,41 @@ async fn preferred_anti_affinity_spreads_a_deployment_evenly() -> Result<()> {
     ensure!(per_node.values().all(|&n| n == 10), "{per_node:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_pod_preempts_a_lower_one() -> Result<()> {
+    let (server, _scheduler, pods) = cluster(&[node("only", "2", &[])]).await?;
+    // Nothing runs the pods; the stand-in confirms deletions as a kubelet would.
+    let _kubelet = keelson_bench::readier::PodReadier::start(server.client().await?, |_| false);
+    let classes = "apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: low
+value: 10
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high
+value: 1000
+";
+    apply(&server, classes)?;
+    let wants = |class: &str| {
+        json!({"priorityClassName": class, "containers": [{"name": "c", "image": "registry.invalid/app:1",
+            "resources": {"requests": {"cpu": "1500m"}}}]})
+    };
+    apply(&server, &pod("victim", json!({}), wants("low")))?;
+    ensure!(bound_node(&pods, "victim").await? == "only");
+    apply(&server, &pod("urgent", json!({}), wants("high")))?;
+    ensure!(bound_node(&pods, "urgent").await? == "only");
+    ensure!(
+        pods.get_opt("victim").await?.is_none(),
+        "the victim is still there"
+    );
+    let events = server.kubectl_ok(
+        KUBECTL,
+        &["get", "events", "--field-selector", "reason=Preempted"],
+    )?;
+    ensure!(events.contains("Preempted by pod"), "{events}");
+    Ok(())
+}
