@@ -311,3 +311,45 @@ value: 1000
     ensure!(events.contains("Preempted by pod"), "{events}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_nodes_are_ready_and_renew_their_leases() -> Result<()> {
+    let server = Server::start()?;
+    let client = server.client().await?;
+    nodes::create(
+        &client,
+        &[node("sim-a", "2", &[]), node("sim-b", "2", &[])],
+        2,
+    )
+    .await?;
+    let _heartbeat = nodes::heartbeat(
+        client.clone(),
+        vec!["sim-a".into(), "sim-b".into()],
+        Duration::from_millis(500),
+    );
+    let out = server.kubectl_ok(KUBECTL, &["get", "nodes", "--no-headers"])?;
+    ensure!(
+        out.lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+            .count()
+            == 2,
+        "{out}"
+    );
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client, "kube-node-lease");
+    let renew_time = || async {
+        leases
+            .get_opt("sim-a")
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .renew_time
+    };
+    let first = wait_for_async(Duration::from_secs(10), renew_time).await?;
+    wait_for_async(Duration::from_secs(10), || async {
+        renew_time().await.filter(|t| t.0 > first.0)
+    })
+    .await?;
+    Ok(())
+}
