@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use k8s_openapi::api::core::v1::{Node, Pod};
+//! use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 //! use keelson_scheduler::framework::{schedule, SchedulerConfig, Snapshot};
 //!
 //! # fn nodes() -> Vec<Node> { Vec::new() }
@@ -24,6 +24,9 @@
 //! }
 //! // namespace labels, for pod affinity terms with a namespaceSelector:
 //! snapshot.set_namespace_labels("default", Default::default());
+//! // claims and volumes, for VolumeBinding (also `remove_pvc` / `remove_pv`):
+//! snapshot.upsert_pvc(PersistentVolumeClaim::default());
+//! snapshot.upsert_pv(PersistentVolume::default());
 //!
 //! let config = SchedulerConfig::default();
 //! let mut next_start = 0; // kept across cycles, like upstream's nextStartNodeIndex
@@ -50,15 +53,16 @@
 //! [`CycleState::remove_pod`] / [`CycleState::add_pod`] keep the inter-pod affinity and
 //! topology spread counts in step with simulated evictions.
 //!
-//! Not modelled: nominated pods of other pods during Filter, extenders, volume plugins,
-//! resources reported in pod status (in-place resize), DRA.
+//! Not modelled: nominated pods of other pods during Filter, extenders, volume plugins
+//! other than VolumeBinding's claim and PV node affinity checks, resources reported in
+//! pod status (in-place resize), DRA.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::core::v1::{Container, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use keelson_apimachinery::labels::{Operator, Requirement, Selector};
 use keelson_apimachinery::quantity::{Format, Quantity};
@@ -67,6 +71,7 @@ use rand::Rng;
 use crate::plugins::{
     self, balanced_allocation, image_locality, inter_pod_affinity, node_affinity, node_name,
     node_ports, node_resources_fit, node_unschedulable, pod_topology_spread, taint_toleration,
+    volume_binding,
 };
 
 /// The highest score a plugin gives a node (`framework.MaxNodeScore`).
@@ -835,7 +840,8 @@ impl NodeInfo {
 // Snapshot
 
 /// The cluster as the scheduler sees it: every node with its pods, the number of nodes
-/// holding each image, and namespace labels. Updated incrementally by the caller.
+/// holding each image, namespace labels, PersistentVolumeClaims and PersistentVolumes.
+/// Updated incrementally by the caller.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     nodes: Vec<NodeInfo>,
@@ -846,6 +852,10 @@ pub struct Snapshot {
     /// Pods bound to nodes the snapshot does not know (yet).
     orphans: HashMap<String, Vec<PodInfo>>,
     namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    /// PersistentVolumeClaims by `namespace/name`.
+    pvcs: HashMap<String, Arc<PersistentVolumeClaim>>,
+    /// PersistentVolumes by name.
+    pvs: HashMap<String, Arc<PersistentVolume>>,
 }
 
 fn count_images<'a>(
@@ -918,6 +928,48 @@ impl Snapshot {
 
     pub(crate) fn namespaces(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, String>)> {
         self.namespace_labels.iter()
+    }
+
+    /// Adds or replaces a PersistentVolumeClaim (keyed by namespace and name).
+    pub fn upsert_pvc(&mut self, pvc: impl Into<Arc<PersistentVolumeClaim>>) {
+        let pvc = pvc.into();
+        let key = format!(
+            "{}/{}",
+            pvc.metadata.namespace.as_deref().unwrap_or(""),
+            pvc.metadata.name.as_deref().unwrap_or("")
+        );
+        self.pvcs.insert(key, pvc);
+    }
+
+    /// Forgets the PersistentVolumeClaim `namespace/name`; false when absent.
+    pub fn remove_pvc(&mut self, namespace: &str, name: &str) -> bool {
+        self.pvcs.remove(&format!("{namespace}/{name}")).is_some()
+    }
+
+    /// The PersistentVolumeClaim `namespace/name`, if known.
+    pub fn persistent_volume_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&PersistentVolumeClaim> {
+        self.pvcs.get(&format!("{namespace}/{name}")).map(|c| &**c)
+    }
+
+    /// Adds or replaces a PersistentVolume (keyed by name).
+    pub fn upsert_pv(&mut self, pv: impl Into<Arc<PersistentVolume>>) {
+        let pv = pv.into();
+        let name = pv.metadata.name.clone().unwrap_or_default();
+        self.pvs.insert(name, pv);
+    }
+
+    /// Forgets the PersistentVolume `name`; false when absent.
+    pub fn remove_pv(&mut self, name: &str) -> bool {
+        self.pvs.remove(name).is_some()
+    }
+
+    /// The PersistentVolume `name`, if known.
+    pub fn persistent_volume(&self, name: &str) -> Option<&PersistentVolume> {
+        self.pvs.get(name).map(|v| &**v)
     }
 
     /// Adds a node or replaces its object, keeping the pods already accounted on it.
@@ -1246,13 +1298,15 @@ pub struct CycleState<'a> {
     node_affinity: Option<node_affinity::RequiredNodeAffinity>,
     pre_filter_nodes: Option<BTreeSet<String>>,
     pre_filter_plugins: BTreeSet<&'static str>,
+    volume_binding: Option<volume_binding::PreFilterState>,
     topology_spread: Option<pod_topology_spread::PreFilterState>,
     inter_pod_affinity: Option<inter_pod_affinity::PreFilterState>,
 }
 
 impl<'a> CycleState<'a> {
     /// Runs the PreFilter plugins. A rejection (conflicting node affinity terms, a pod
-    /// spec that does not parse) applies to every node.
+    /// spec that does not parse, a missing or unbound PersistentVolumeClaim) applies to
+    /// every node.
     pub fn new(pod: &'a Pod, snapshot: &Snapshot) -> Result<CycleState<'a>, Status> {
         let mut pre_filter_plugins = BTreeSet::new();
         let (node_affinity, pre_filter_nodes) =
@@ -1267,6 +1321,8 @@ impl<'a> CycleState<'a> {
             };
         let host_ports = node_ports::pre_filter(pod);
         let requests = node_resources_fit::pre_filter(pod);
+        let volume_binding = volume_binding::pre_filter(pod, snapshot)
+            .map_err(|s| s.with_plugin(volume_binding::NAME))?;
         let topology_spread = pod_topology_spread::pre_filter(pod, snapshot)
             .map_err(|s| s.with_plugin(pod_topology_spread::NAME))?;
         let inter_pod_affinity = inter_pod_affinity::pre_filter(pod, snapshot)
@@ -1278,6 +1334,7 @@ impl<'a> CycleState<'a> {
             node_affinity,
             pre_filter_nodes,
             pre_filter_plugins,
+            volume_binding,
             topology_spread,
             inter_pod_affinity,
         })
@@ -1316,6 +1373,9 @@ impl<'a> CycleState<'a> {
         }
         node_resources_fit::filter(&self.requests, node)
             .map_err(|s| s.with_plugin(node_resources_fit::NAME))?;
+        if let Some(state) = &self.volume_binding {
+            volume_binding::filter(state, node).map_err(|s| s.with_plugin(volume_binding::NAME))?;
+        }
         if let Some(state) = &self.topology_spread {
             pod_topology_spread::filter(state, pod, node)
                 .map_err(|s| s.with_plugin(pod_topology_spread::NAME))?;

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -21,6 +21,28 @@ use keelson_common::events::{to_time, EventSink, EventType};
 use crate::framework::{self, SchedulerConfig, Snapshot};
 use crate::preemption;
 use crate::queue::{QueueConfig, QueuedPod, SchedulingQueue};
+
+/// Follows every object of `api`'s kind, handing each event to `handle`; watch errors
+/// are logged and the watch resumes with back-off.
+async fn watch_all<K>(api: Api<K>, mut handle: impl FnMut(Event<K>))
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => handle(event),
+            Err(e) => tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying"),
+        }
+    }
+}
 
 /// The scheduler's state, shared by the watch handlers, the loop and the binders.
 pub struct Scheduler {
@@ -75,8 +97,9 @@ impl Scheduler {
         let _flusher = self.queue.spawn_flusher();
         let nodes = tokio::spawn(self.clone().watch_nodes());
         let pods = tokio::spawn(self.clone().watch_pods());
+        let volumes = tokio::spawn(self.clone().watch_volumes());
         let loop_ = tokio::spawn(self.clone().schedule_loop());
-        let _ = tokio::join!(nodes, pods, loop_);
+        let _ = tokio::join!(nodes, pods, volumes, loop_);
     }
 
     /// (active, backoff, unschedulable) pods, for metrics and tests.
@@ -85,38 +108,59 @@ impl Scheduler {
     }
 
     async fn watch_nodes(self: Arc<Self>) {
-        let api: Api<Node> = Api::all(self.client.clone());
-        let mut events = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(Event::Apply(node) | Event::InitApply(node)) => {
-                    lock(&self.snapshot).upsert_node(node);
-                    self.queue.move_all_to_active_or_backoff("NodeChange", None);
-                }
-                Ok(Event::Delete(node)) => {
-                    lock(&self.snapshot).remove_node(&node.name_any());
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
+        watch_all(Api::<Node>::all(self.client.clone()), |event| match event {
+            Event::Apply(node) | Event::InitApply(node) => {
+                lock(&self.snapshot).upsert_node(node);
+                self.queue.move_all_to_active_or_backoff("NodeChange", None);
             }
-        }
+            Event::Delete(node) => {
+                lock(&self.snapshot).remove_node(&node.name_any());
+            }
+            Event::Init | Event::InitDone => {}
+        })
+        .await;
+    }
+
+    /// Claims and volumes, for VolumeBinding; a change may make a waiting pod fit.
+    async fn watch_volumes(self: Arc<Self>) {
+        let claims = watch_all(
+            Api::<PersistentVolumeClaim>::all(self.client.clone()),
+            |event| match event {
+                Event::Apply(pvc) | Event::InitApply(pvc) => {
+                    lock(&self.snapshot).upsert_pvc(pvc);
+                    self.queue.move_all_to_active_or_backoff("PvcChange", None);
+                }
+                Event::Delete(pvc) => {
+                    let namespace = pvc.namespace().unwrap_or_default();
+                    lock(&self.snapshot).remove_pvc(&namespace, &pvc.name_any());
+                }
+                Event::Init | Event::InitDone => {}
+            },
+        );
+        let volumes =
+            watch_all(
+                Api::<PersistentVolume>::all(self.client.clone()),
+                |event| match event {
+                    Event::Apply(pv) | Event::InitApply(pv) => {
+                        lock(&self.snapshot).upsert_pv(pv);
+                        self.queue.move_all_to_active_or_backoff("PvChange", None);
+                    }
+                    Event::Delete(pv) => {
+                        lock(&self.snapshot).remove_pv(&pv.name_any());
+                    }
+                    Event::Init | Event::InitDone => {}
+                },
+            );
+        tokio::join!(claims, volumes);
     }
 
     async fn watch_pods(self: Arc<Self>) {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let mut events = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(Event::Apply(pod) | Event::InitApply(pod)) => self.pod_changed(pod),
-                Ok(Event::Delete(pod)) => self.pod_deleted(&pod),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
-            }
-        }
+        watch_all(Api::<Pod>::all(self.client.clone()), |event| match event {
+            Event::Apply(pod) | Event::InitApply(pod) => self.pod_changed(pod),
+            Event::Delete(pod) => self.pod_deleted(&pod),
+            Event::Init | Event::InitDone => {}
+        })
+        .await;
     }
 
     fn pod_changed(&self, pod: Pod) {

@@ -353,3 +353,57 @@ async fn simulated_nodes_are_ready_and_renew_their_leases() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_follow_their_volumes() -> Result<()> {
+    let specs = [
+        node("in-a", "4", &[("topology.kubernetes.io/zone", "a")]),
+        node("in-b", "4", &[("topology.kubernetes.io/zone", "b")]),
+    ];
+    let (server, _scheduler, pods) = cluster(&specs).await?;
+    let volume = |name: &str, zone: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": format!("/data/{name}")},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}]}}}})
+        .to_string()
+    };
+    apply(&server, &volume("pv-a", "a"))?;
+    apply(&server, &volume("pv-b", "b"))?;
+    let claim = |name: &str, volume: Option<&str>| {
+        let mut spec = json!({"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+            "resources": {"requests": {"storage": "1Gi"}}});
+        if let Some(v) = volume {
+            spec["volumeName"] = json!(v);
+        }
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name}, "spec": spec})
+            .to_string()
+    };
+    apply(&server, &claim("bound-to-b", Some("pv-b")))?;
+    let using = |claim: &str| json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]});
+    apply(&server, &pod("follows-b", json!({}), using("bound-to-b")))?;
+    ensure!(bound_node(&pods, "follows-b").await? == "in-b");
+
+    // An unbound claim keeps the pod waiting, with upstream's reason, until it is bound.
+    apply(&server, &claim("later", None))?;
+    apply(&server, &pod("waits", json!({}), using("later")))?;
+    let message = unschedulable_message(&pods, "waits").await?;
+    ensure!(
+        message.contains("pod has unbound immediate PersistentVolumeClaims"),
+        "{message}"
+    );
+    server.kubectl_ok(
+        KUBECTL,
+        &[
+            "patch",
+            "pvc",
+            "later",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"volumeName":"pv-a"}}"#,
+        ],
+    )?;
+    ensure!(bound_node(&pods, "waits").await? == "in-a");
+    Ok(())
+}

@@ -3,16 +3,18 @@
 //! over [`crate::framework`] types; [`crate::framework::CycleState`] runs them in
 //! upstream's order:
 //!
-//! - PreFilter: NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
-//!   InterPodAffinity.
+//! - PreFilter: NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
+//!   PodTopologySpread, InterPodAffinity.
 //! - Filter: NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts,
-//!   NodeResourcesFit, PodTopologySpread, InterPodAffinity.
+//!   NodeResourcesFit, VolumeBinding, PodTopologySpread, InterPodAffinity.
 //! - Score (weight): TaintToleration (3), NodeAffinity (2), NodeResourcesFit (1),
 //!   PodTopologySpread (2), InterPodAffinity (2), NodeResourcesBalancedAllocation (1),
 //!   ImageLocality (1).
 //!
-//! Not implemented: the volume plugins (VolumeBinding, VolumeRestrictions,
-//! NodeVolumeLimits, VolumeZone), DynamicResources and PodTopologySpread's system default
+//! VolumeBinding checks claims and bound volumes only (see `volume_binding.rs`).
+//!
+//! Not implemented: the other volume plugins (VolumeRestrictions, NodeVolumeLimits,
+//! VolumeZone), DynamicResources and PodTopologySpread's system default
 //! constraints.
 
 pub(crate) mod balanced_allocation;
@@ -25,6 +27,7 @@ pub(crate) mod node_resources_fit;
 pub(crate) mod node_unschedulable;
 pub(crate) mod pod_topology_spread;
 pub(crate) mod taint_toleration;
+pub(crate) mod volume_binding;
 
 use std::collections::BTreeMap;
 
@@ -33,13 +36,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use keelson_apimachinery::labels::{Operator, Requirement, Selector};
 
 /// The Filter plugins of the default profile, in the order they run.
-pub const FILTER_PLUGINS: [&str; 8] = [
+pub const FILTER_PLUGINS: [&str; 9] = [
     node_unschedulable::NAME,
     node_name::NAME,
     taint_toleration::NAME,
     node_affinity::NAME,
     node_ports::NAME,
     node_resources_fit::NAME,
+    volume_binding::NAME,
     pod_topology_spread::NAME,
     inter_pod_affinity::NAME,
 ];

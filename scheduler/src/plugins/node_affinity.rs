@@ -4,7 +4,7 @@
 //! field); PreFilter narrows the candidates to the node names a `matchFields` term
 //! lists; Score sums the weights of the preferred terms a node matches.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{self as k8s, Node, Pod};
 use keelson_apimachinery::labels::{Operator, Requirement, Selector};
@@ -113,15 +113,19 @@ impl NodeSelectorTerm {
     }
 
     pub(crate) fn matches(&self, node: &Node) -> bool {
+        self.matches_parts(node_labels(node), node_name(node))
+    }
+
+    /// Matches a node by its labels and name; an empty name skips `matchFields`.
+    fn matches_parts(&self, node_labels: &BTreeMap<String, String>, name: &str) -> bool {
         if !self.valid {
             return false;
         }
         if let Some(labels) = &self.labels {
-            if !labels.matches(node_labels(node)) {
+            if !labels.matches(node_labels) {
                 return false;
             }
         }
-        let name = node_name(node);
         if let (Some(fields), false) = (&self.fields, name.is_empty()) {
             if !fields.iter().all(|f| (f.value == name) == f.equals) {
                 return false;
@@ -151,6 +155,12 @@ impl NodeSelector {
 
     pub(crate) fn matches(&self, node: &Node) -> bool {
         self.terms.iter().any(|t| t.matches(node))
+    }
+
+    /// Matches a node known only by its labels, so `matchFields` are ignored (as
+    /// `volume.CheckNodeAffinity`, which builds a node with labels alone).
+    pub(crate) fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.terms.iter().any(|t| t.matches_parts(labels, ""))
     }
 }
 
