@@ -7,7 +7,7 @@
 #
 # What it installs:
 #   * Debian packages: protobuf-compiler and libprotobuf-dev (etcd-client /
-#     containerd-client compile protos that import google/protobuf/*.proto), etcd-server + etcd-client, containerd, runc,
+#     containerd-client compile protos that import google/protobuf/*.proto), etcd-server + etcd-client, containerd, runc, busybox-static (test images),
 #     containernetworking-plugins, nftables, iproute2, procps, curl, unzip, and
 #     python3-pip when pip is missing. The etcd service that the Debian package
 #     would start is kept from running (tests start their own etcd on their own
@@ -62,6 +62,7 @@ APT_PACKAGES=(
     protobuf-compiler
     libprotobuf-dev
     etcd-server
+    etcd-client
     containerd
     runc
     containernetworking-plugins
@@ -71,9 +72,8 @@ APT_PACKAGES=(
     curl
     unzip
     ca-certificates
+    busybox-static
 )
-# Optional: installed when the distribution has it (Debian 12 does).
-APT_OPTIONAL=(etcd-client)
 
 pkg_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
@@ -94,12 +94,6 @@ find_pip() {
     return 1
 }
 have_pip() { [ "${#PIP[@]}" -gt 0 ] || find_pip; }
-
-has_candidate() {
-    local candidate
-    candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')"
-    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
-}
 
 apt_updated=0
 apt_update_once() {
@@ -136,33 +130,12 @@ install_apt_packages() {
     if ! have_pip; then
         missing+=(python3-pip)
     fi
-    # Optional packages: taken when the package lists offer them. One not in
-    # the current lists is looked for again only after an update that
-    # something required triggers, so a distribution without it costs no
-    # apt-get update on every run.
-    local unknown_optional=()
-    for pkg in "${APT_OPTIONAL[@]}"; do
-        pkg_installed "$pkg" && continue
-        if has_candidate "$pkg"; then
-            missing+=("$pkg")
-        else
-            unknown_optional+=("$pkg")
-        fi
-    done
-
     if [ "${#missing[@]}" -eq 0 ]; then
         log "Debian packages: all present"
         return
     fi
 
     apt_update_once
-    for pkg in "${unknown_optional[@]}"; do
-        if has_candidate "$pkg"; then
-            missing+=("$pkg")
-        else
-            log "optional package $pkg is not available; skipping"
-        fi
-    done
 
     if [ ! -e "$POLICY_RC" ]; then
         "${SUDO[@]}" tee "$POLICY_RC" >/dev/null <<'EOF'
@@ -300,7 +273,7 @@ link "$TOOLS_DIR/v1.37/helm" helm
 first_line() { "$@" 2>&1 | head -n 1; }
 kubectl_version() { "$1" version --client 2>/dev/null | awk '/^Client Version:/ {print $3}'; }
 
-for bin in protoc etcd containerd runc nft ip; do
+for bin in protoc etcd etcdctl containerd runc nft ip busybox; do
     command -v "$bin" >/dev/null 2>&1 || die "$bin is not on PATH after installation"
 done
 for plugin in bridge host-local loopback; do
