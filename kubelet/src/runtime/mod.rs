@@ -1,0 +1,90 @@
+//! The container runtime the kubelet drives.
+
+pub mod containerd;
+pub mod image;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What can go wrong talking to the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("runtime: {0}")]
+    Runtime(String),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// One container to start: what a pod's container spec becomes once volumes, env and the
+/// network namespace are resolved.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// Unique in the runtime namespace (the kubelet derives it from pod uid, name, attempt).
+    pub id: String,
+    pub image: String,
+    /// Entrypoint + arguments, already merged with the image's defaults.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    /// Labels kept on the container, so that a restarted kubelet can adopt it.
+    pub labels: BTreeMap<String, String>,
+    /// Bind mounts: (host path, container path, read-only).
+    pub mounts: Vec<(PathBuf, String, bool)>,
+    /// The pod's network namespace (`/var/run/netns/NAME`); None: the host's.
+    pub network_namespace: Option<PathBuf>,
+    /// stdout and stderr go to this file (the kubelet's container log).
+    pub log_path: PathBuf,
+    pub user: Option<(u32, u32)>,
+    pub read_only_rootfs: bool,
+    pub privileged: bool,
+    /// cgroup limits: cpu in millicores, memory in bytes.
+    pub cpu_limit_milli: Option<i64>,
+    pub memory_limit_bytes: Option<i64>,
+}
+
+/// A container's state as the runtime reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running {
+        pid: u32,
+        started_at: std::time::SystemTime,
+    },
+    Exited {
+        exit_code: i32,
+        finished_at: std::time::SystemTime,
+    },
+    Unknown,
+}
+
+/// A container the runtime knows, with the labels it was created with.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+}
+
+/// The container runtime: containerd for real pods; later a simulated one for scale tests.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync {
+    /// "containerd://1.6.20", as node.status.nodeInfo.containerRuntimeVersion shows it.
+    async fn version(&self) -> Result<String>;
+    /// Imports an OCI image layout tarball; returns the image names it holds.
+    async fn import_image(&self, tarball: &Path) -> Result<Vec<String>>;
+    async fn has_image(&self, name: &str) -> Result<bool>;
+    /// Creates and starts a container.
+    async fn start(&self, spec: &ContainerSpec) -> Result<()>;
+    async fn state(&self, id: &str) -> Result<ContainerState>;
+    /// SIGTERM, then SIGKILL after `grace`.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
+    /// Removes a stopped container and its task.
+    async fn remove(&self, id: &str) -> Result<()>;
+    async fn list(&self) -> Result<Vec<ContainerInfo>>;
+}
