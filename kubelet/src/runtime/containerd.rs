@@ -260,15 +260,7 @@ fn read_layout(tarball: &Path) -> Result<Layout> {
             .map(descriptor_from_json)
             .collect::<Result<Vec<_>>>()?;
         let config = parse_json("image config", blob(&config_desc.digest)?)?;
-        let diff_ids: Vec<String> = config
-            .pointer("/rootfs/diff_ids")
-            .and_then(|d| d.as_array())
-            .map(|d| {
-                d.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config);
         if diff_ids.len() != layers.len() {
             return Err(RuntimeError::Runtime(format!(
                 "image {}: {} layers but {} diff ids",
@@ -656,15 +648,7 @@ impl ContainerdRuntime {
             .and_then(|d| d.as_str())
             .ok_or_else(|| RuntimeError::Runtime(format!("image {name}: no config")))?;
         let config = parse_json("image config", &self.read_blob(config_digest).await?)?;
-        let diff_ids: Vec<String> = config
-            .pointer("/rootfs/diff_ids")
-            .and_then(|d| d.as_array())
-            .map(|d| {
-                d.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config);
         let top = chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| RuntimeError::Runtime(format!("image {name} has no layers")))?;
@@ -1281,4 +1265,17 @@ impl Runtime for ContainerdRuntime {
             })
             .collect())
     }
+}
+
+/// The uncompressed layer digests an image config lists (`rootfs.diff_ids`).
+fn diff_ids(config: &serde_json::Value) -> Vec<String> {
+    config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|d| d.as_array())
+        .map(|d| {
+            d.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
