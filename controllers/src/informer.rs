@@ -68,7 +68,9 @@ where
         tokio::spawn(async move {
             while let Some(event) = events.next().await {
                 let event = match event {
-                    Ok(event) => event,
+                    // Controllers never read managedFields, which are half of a typical
+                    // object (upstream informers drop them too).
+                    Ok(event) => event.modify(|o| o.meta_mut().managed_fields = None),
                     Err(e) => {
                         tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
                         continue;

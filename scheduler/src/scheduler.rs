@@ -38,10 +38,16 @@ where
         .boxed();
     while let Some(event) = events.next().await {
         match event {
-            Ok(event) => handle(event),
+            Ok(event) => handle(event.modify(strip_managed_fields)),
             Err(e) => tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying"),
         }
     }
+}
+
+/// managedFields are half of a typical object and the scheduler never reads them; upstream
+/// informers drop them too (TransformStripManagedFields).
+fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 /// The scheduler's state, shared by the watch handlers, the loop and the binders.
