@@ -1,6 +1,5 @@
 //! Pieces the load generators share with each other and with the end-to-end tests.
 
-pub mod nodes;
 pub mod readier;
 
 use anyhow::Context;

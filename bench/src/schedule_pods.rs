@@ -14,7 +14,7 @@ use anyhow::bail;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use keelson_bench::nodes::{self, NodeSpec};
+use keelson_kubelet::node::{self as nodes, NodeSpec};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher::{self, Event};
 use kube::ResourceExt;

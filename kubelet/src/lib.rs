@@ -1,6 +1,8 @@
 //! The kubelet: registers its node, runs the pods bound to it through a container
 //! [`runtime::Runtime`] (containerd), and gives them a network namespace through the
-//! standard CNI plugins ([`network`]).
+//! standard CNI plugins ([`network`]). [`node`] describes the Node it registers (also used
+//! for simulated nodes).
 
 pub mod network;
+pub mod node;
 pub mod runtime;

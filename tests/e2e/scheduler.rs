@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use k8s_openapi::api::core::v1::Pod;
-use keelson_bench::nodes::{self, NodeSpec};
+use keelson_kubelet::node::{self as nodes, NodeSpec};
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
