@@ -528,3 +528,54 @@ async fn replication_controller_keeps_its_equality_selected_pods() -> Result<()>
     );
     Ok(())
 }
+
+/// The oldest and middle kubectl drive a rollout too (the other tests use v1.37).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_commands_of_kubectl_1_32_and_1_33() -> Result<()> {
+    let (server, _cm, _readier) = cluster().await?;
+    for version in ["1.32", "1.33"] {
+        let name = format!("web-{}", version.replace('.', "-"));
+        let deployment = format!("deployment/{name}");
+        server.kubectl_ok(
+            version,
+            &[
+                "create",
+                "deployment",
+                &name,
+                "--image=nginx:1.14.2",
+                "--replicas=2",
+            ],
+        )?;
+        let status = &["rollout", "status", deployment.as_str(), "--timeout=60s"];
+        let out = server.kubectl_ok(version, status)?;
+        ensure!(out.contains("successfully rolled out"), "{version}: {out}");
+        server.kubectl_ok(
+            version,
+            &["set", "image", &deployment, "nginx=nginx:1.16.1"],
+        )?;
+        let out = server.kubectl_ok(version, status)?;
+        ensure!(out.contains("successfully rolled out"), "{version}: {out}");
+        let history = server.kubectl_ok(version, &["rollout", "history", &deployment])?;
+        ensure!(
+            history
+                .lines()
+                .filter(|l| l.starts_with('1') || l.starts_with('2'))
+                .count()
+                == 2,
+            "{version}: {history}"
+        );
+        server.kubectl_ok(version, &["rollout", "undo", &deployment])?;
+        server.kubectl_ok(version, status)?;
+        let image = server.kubectl_ok(
+            version,
+            &[
+                "get",
+                &deployment,
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+        )?;
+        ensure!(image == "nginx:1.14.2", "{version}: {image}");
+    }
+    Ok(())
+}
