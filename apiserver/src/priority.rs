@@ -9,6 +9,7 @@ use keelson_apimachinery::{validation, Cause, Status};
 use serde_json::{json, Map, Value};
 
 use crate::object;
+use crate::registry::ResourceDef;
 use crate::rest::{storage_error, Api};
 use crate::strategy::{invalid, not_supported, set_default, Strategy};
 
@@ -216,12 +217,15 @@ impl Strategy for PriorityClass {
 }
 
 impl Api {
+    fn priority_class_def(&self) -> Result<&ResourceDef, Status> {
+        self.def("scheduling.k8s.io", "v1", "priorityclasses")
+            .ok_or_else(|| Status::internal("priorityclasses are not registered"))
+    }
+
     /// Every stored PriorityClass, read from the store (not the cache) so that a class
     /// created a moment ago is seen.
     async fn priority_classes(&self) -> Result<Vec<Value>, Status> {
-        let def = self
-            .def("scheduling.k8s.io", "v1", "priorityclasses")
-            .ok_or_else(|| Status::internal("priorityclasses are not registered"))?;
+        let def = self.priority_class_def()?;
         let list = self
             .store
             .list(&def.storage_prefix(), None, 0, None)
@@ -237,9 +241,31 @@ impl Api {
             .collect()
     }
 
-    /// The Priority admission plugin for a pod create.
+    /// The Priority admission plugin for a pod create. Every pod create passes here, so
+    /// the classes come from the watch cache (as upstream's plugin reads its lister); a
+    /// named class the cache does not hold yet is read from the store, as
+    /// NamespaceLifecycle does for a namespace created a moment ago.
     pub(crate) async fn admit_pod_priority(&self, pod: &mut Value) -> Result<(), Status> {
-        let classes = self.priority_classes().await?;
+        let def = self.priority_class_def()?;
+        let mut classes = Vec::new();
+        if let Some(cache) = self.cache.resource(&def.storage_prefix()) {
+            cache.for_each(&def.storage_prefix(), |pc| classes.push((**pc).clone()));
+        }
+        let named = pod
+            .pointer("/spec/priorityClassName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        if let Some(named) = named {
+            if !classes.iter().any(|pc| object::name(pc) == named) {
+                match self.get(def, None, &named).await {
+                    Ok(pc) => classes.push(pc),
+                    // resolve_pod_priority words the refusal as upstream does.
+                    Err(status) if status.code == 404 => {}
+                    Err(status) => return Err(status),
+                }
+            }
+        }
         let name = object::name(pod).to_string();
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
             return Ok(());

@@ -19,6 +19,7 @@ use kube::runtime::WatchStreamExt;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 /// The numeric form of a resourceVersion. Clients must treat them as opaque, but every
 /// API server (etcd's revisions, Keelson's store) hands out increasing integers; an
@@ -54,7 +55,7 @@ where
     pub fn subscribe(&mut self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.push(tx);
-        tokio_stream_from(rx)
+        UnboundedReceiverStream::new(rx).map(Ok)
     }
 
     /// Starts watching (on the current runtime) and returns the read side.
@@ -99,12 +100,6 @@ where
             seen: seen_rx,
         }
     }
-}
-
-fn tokio_stream_from<K: Send + 'static>(
-    mut rx: mpsc::UnboundedReceiver<K>,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }
 
 /// The read side of a shared watch.

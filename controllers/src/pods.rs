@@ -177,9 +177,7 @@ pub fn to_chrono(time: &Time) -> Option<DateTime<Utc>> {
 }
 
 /// A chrono time as a meta/v1 `Time`, clamped to the representable range.
-pub fn to_time(time: DateTime<Utc>) -> Time {
-    keelson_common::events::to_time(time)
-}
+pub use keelson_common::events::to_time;
 
 #[cfg(test)]
 mod tests {

@@ -872,7 +872,7 @@ fn count_images<'a>(
     }
 }
 
-fn pod_key(pod: &Pod) -> String {
+pub(crate) fn pod_key(pod: &Pod) -> String {
     format!("{}/{}", plugins::pod_namespace(pod), plugins::pod_name(pod))
 }
 

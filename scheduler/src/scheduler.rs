@@ -18,7 +18,7 @@ use serde_json::json;
 
 use keelson_common::events::{to_time, EventSink, EventType};
 
-use crate::framework::{self, SchedulerConfig, Snapshot};
+use crate::framework::{self, pod_key, SchedulerConfig, Snapshot};
 use crate::preemption;
 use crate::queue::{QueueConfig, QueuedPod, SchedulingQueue};
 
@@ -60,10 +60,6 @@ pub struct Scheduler {
     assumed: Mutex<HashMap<String, String>>,
     events: EventSink,
     config: SchedulerConfig,
-}
-
-fn key(pod: &Pod) -> String {
-    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
 }
 
 fn node_name(pod: &Pod) -> Option<&str> {
@@ -170,7 +166,7 @@ impl Scheduler {
     }
 
     fn pod_changed(&self, pod: Pod) {
-        let key = key(&pod);
+        let key = pod_key(&pod);
         if node_name(&pod).is_some() {
             // Bound (by us or anyone): account it where it runs.
             lock(&self.assumed).remove(&key);
@@ -203,7 +199,7 @@ impl Scheduler {
     }
 
     fn pod_deleted(&self, pod: &Pod) {
-        let key = key(pod);
+        let key = pod_key(pod);
         self.queue.delete(&key);
         lock(&self.assumed).remove(&key);
         if lock(&self.snapshot).remove_pod(pod) {

@@ -68,12 +68,10 @@ impl Replicated for ReplicationController {
     }
 }
 
-struct Context<K: Replicated> {
+struct Context {
     client: kube::Client,
     pods: Informer<Pod>,
     events: EventSink,
-    /// Controllers of this kind, for mapping orphan pods to the ones that may adopt them.
-    _kind: std::marker::PhantomData<K>,
 }
 
 /// Runs the controller for `K` until the process ends. `owners` is the shared watch of `K`
@@ -90,11 +88,10 @@ pub async fn run<K: Replicated>(
     let (owner_informer, owner_events) = owners;
     let store = owner_informer.store().clone();
     let orphans_store = store.clone();
-    let context = Arc::new(Context::<K> {
+    let context = Arc::new(Context {
         events: EventSink::new(client.clone(), K::CONTROLLER),
         client,
         pods: pod_informer,
-        _kind: std::marker::PhantomData,
     });
     Controller::for_stream(owner_events, store)
         .watches_stream(pod_events, move |pod: Pod| owners_of(&orphans_store, &pod))
@@ -126,12 +123,12 @@ fn owners_of<K: Replicated>(store: &Store<K>, pod: &Pod) -> Vec<ObjectRef<K>> {
         .collect()
 }
 
-fn error_policy<K: Replicated>(_: Arc<K>, error: &Error, _: Arc<Context<K>>) -> Action {
+fn error_policy<K: Replicated>(_: Arc<K>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(controller = K::CONTROLLER, %error, "sync failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }
 
-async fn reconcile<K: Replicated>(owner: Arc<K>, ctx: Arc<Context<K>>) -> Result<Action> {
+async fn reconcile<K: Replicated>(owner: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let view = owner.view().map_err(Error::Invalid)?;
     let now = chrono::Utc::now();
     let pods_here = ctx.pods.in_namespace(&view.namespace);
