@@ -3,6 +3,9 @@
 //! standard CNI plugins ([`network`]). [`node`] describes the Node it registers (also used
 //! for simulated nodes).
 
+pub mod logs;
 pub mod network;
 pub mod node;
+pub mod pod;
+pub mod probe;
 pub mod runtime;

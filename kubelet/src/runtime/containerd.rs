@@ -24,7 +24,7 @@ use containerd_client::services::v1::{
     CreateRequest as CreateLeaseRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteRequest as DeleteLeaseRequest, DeleteTaskRequest, GetContainerRequest, GetImageRequest,
     GetRequest, Image, KillRequest, ListContainersRequest, ListTasksRequest, ReadContentRequest,
-    StartRequest, UpdateImageRequest, WaitRequest, WriteAction, WriteContentRequest,
+    StartRequest, UpdateContainerRequest, UpdateImageRequest, WaitRequest, WriteAction, WriteContentRequest,
 };
 use containerd_client::tonic::metadata::{Ascii, MetadataValue};
 use containerd_client::tonic::{Code, Request, Status};
@@ -33,7 +33,10 @@ use containerd_client::types::{Descriptor, Mount};
 use containerd_client::Client;
 use sha2::{Digest, Sha256};
 
-use super::{ContainerInfo, ContainerSpec, ContainerState, Result, Runtime, RuntimeError};
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, ExecOutput, RegistryAuth, Result, Runtime,
+    RuntimeError,
+};
 
 /// The runc shim every container runs under.
 pub const RUNC_RUNTIME: &str = "io.containerd.runc.v2";
@@ -51,9 +54,9 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// A [`Runtime`] backed by a containerd daemon, in one containerd namespace.
 pub struct ContainerdRuntime {
-    client: Client,
+    pub(super) client: Client,
     namespace: MetadataValue<Ascii>,
-    namespace_name: String,
+    pub(super) namespace_name: String,
 }
 
 fn rpc_err(what: &str, status: Status) -> RuntimeError {
@@ -151,7 +154,7 @@ fn parse_json(what: &str, data: &[u8]) -> Result<serde_json::Value> {
 }
 
 /// One image of an OCI layout, resolved to its platform manifest.
-struct LayoutImage {
+pub(super) struct LayoutImage {
     names: Vec<String>,
     target: Descriptor,
     layers: Vec<Descriptor>,
@@ -159,7 +162,7 @@ struct LayoutImage {
 }
 
 /// The blobs of an OCI layout tarball and the images its index.json names.
-struct Layout {
+pub(super) struct Layout {
     blobs: BTreeMap<String, Vec<u8>>,
     /// Labels each blob gets in the content store (garbage-collection references).
     labels: BTreeMap<String, HashMap<String, String>>,
@@ -198,11 +201,21 @@ fn read_layout(tarball: &Path) -> Result<Layout> {
     }
     let index_json = index_json
         .ok_or_else(|| RuntimeError::Runtime(format!("{}: no index.json", tarball.display())))?;
-    let index = parse_json("index.json", &index_json)?;
+    layout_from_blobs(&index_json, blobs, &tarball.display().to_string())
+}
+
+/// An image layout from its index.json and blobs (by digest), wherever they came from (a
+/// tarball, a registry); `origin` names the source in errors.
+pub(super) fn layout_from_blobs(
+    index_json: &[u8],
+    blobs: BTreeMap<String, Vec<u8>>,
+    origin: &str,
+) -> Result<Layout> {
+    let index = parse_json("index.json", index_json)?;
     let blob = |digest: &str| -> Result<&Vec<u8>> {
-        blobs.get(digest).ok_or_else(|| {
-            RuntimeError::Runtime(format!("{}: missing blob {digest}", tarball.display()))
-        })
+        blobs
+            .get(digest)
+            .ok_or_else(|| RuntimeError::Runtime(format!("{origin}: missing blob {digest}")))
     };
 
     let mut labels: BTreeMap<String, HashMap<String, String>> = BTreeMap::new();
@@ -324,20 +337,20 @@ impl ContainerdRuntime {
         })
     }
 
-    fn req<T>(&self, msg: T) -> Request<T> {
+    pub(super) fn req<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
         req.metadata_mut()
             .insert("containerd-namespace", self.namespace.clone());
         req
     }
 
-    fn req_leased<T>(&self, msg: T, lease: &MetadataValue<Ascii>) -> Request<T> {
+    pub(super) fn req_leased<T>(&self, msg: T, lease: &MetadataValue<Ascii>) -> Request<T> {
         let mut req = self.req(msg);
         req.metadata_mut().insert("containerd-lease", lease.clone());
         req
     }
 
-    async fn create_lease(&self) -> Result<(String, MetadataValue<Ascii>)> {
+    pub(super) async fn create_lease(&self) -> Result<(String, MetadataValue<Ascii>)> {
         let id = format!("keelson-{}", unique_suffix());
         self.client
             .leases()
@@ -354,7 +367,7 @@ impl ContainerdRuntime {
 
     /// Deletes a lease; with `sync`, containerd collects garbage before answering, so what
     /// the lease held and nothing else references is gone when this returns.
-    async fn delete_lease(&self, id: String, sync: bool) {
+    pub(super) async fn delete_lease(&self, id: String, sync: bool) {
         if let Err(e) = self
             .client
             .leases()
@@ -549,7 +562,7 @@ impl ContainerdRuntime {
         Ok(())
     }
 
-    async fn import_leased(
+    pub(super) async fn import_leased(
         &self,
         layout: Layout,
         lease: &MetadataValue<Ascii>,
@@ -746,6 +759,24 @@ impl ContainerdRuntime {
             }))
             .await
             .map_err(|e| rpc_err(&format!("start task {}", spec.id), e))?;
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        self.client
+            .containers()
+            .update(self.req(UpdateContainerRequest {
+                container: Some(Container {
+                    id: spec.id.clone(),
+                    labels: HashMap::from([(STARTED_AT_LABEL.to_string(), started.to_string())]),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![format!("labels.{STARTED_AT_LABEL}")],
+                }),
+            }))
+            .await
+            .map_err(|e| rpc_err(&format!("label container {}", spec.id), e))?;
         Ok(())
     }
 
@@ -821,20 +852,52 @@ impl ContainerdRuntime {
     }
 }
 
-/// Maps a task's process record (and its container's creation time) to a state.
+/// The label that records when a container's task was started (containerd keeps no
+/// start time of its own).
+const STARTED_AT_LABEL: &str = "keelson.dev/started-at";
+
+/// When the container's task started: the label written after start, else its creation.
+fn started_at(container: &Container) -> SystemTime {
+    container
+        .labels
+        .get(STARTED_AT_LABEL)
+        .and_then(|v| v.parse::<u128>().ok())
+        .map(|nanos| UNIX_EPOCH + Duration::from_nanos(nanos.min(u64::MAX as u128) as u64))
+        .unwrap_or_else(|| to_system_time(container.created_at.as_ref()))
+}
+
+/// Whether the memory cgroup of a container counted an OOM kill (cgroup v1
+/// `memory.oom_control`, or v2 `memory.events`); the cgroup lives until the task is deleted.
+fn oom_killed(namespace: &str, id: &str) -> bool {
+    let v1 = format!("/sys/fs/cgroup/memory/{namespace}/{id}/memory.oom_control");
+    let v2 = format!("/sys/fs/cgroup/{namespace}/{id}/memory.events");
+    [v1, v2].iter().any(|path| {
+        std::fs::read_to_string(path).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
+}
+
+/// Maps a task's process record to a state.
 fn task_state(
     process: &containerd_client::types::v1::Process,
-    created: SystemTime,
+    started: SystemTime,
+    namespace: &str,
 ) -> ContainerState {
     match TaskStatus::try_from(process.status).unwrap_or(TaskStatus::Unknown) {
         TaskStatus::Created => ContainerState::Created,
         TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing => ContainerState::Running {
             pid: process.pid,
-            started_at: created,
+            started_at: started,
         },
         TaskStatus::Stopped => ContainerState::Exited {
             exit_code: process.exit_status as i32,
             finished_at: to_system_time(process.exited_at.as_ref()),
+            oom_killed: oom_killed(namespace, &process.id),
         },
         TaskStatus::Unknown => ContainerState::Unknown,
     }
@@ -940,13 +1003,17 @@ pub fn oci_spec(
             .unwrap_or_default()
     };
 
-    let args = if spec.args.is_empty() {
-        let mut args = strings("Entrypoint");
-        args.extend(strings("Cmd"));
-        args
+    // Kubernetes' rules: command replaces Entrypoint and drops Cmd; args replace Cmd.
+    let mut args = if spec.command.is_empty() {
+        strings("Entrypoint")
     } else {
-        spec.args.clone()
+        spec.command.clone()
     };
+    if !spec.args.is_empty() {
+        args.extend(spec.args.iter().cloned());
+    } else if spec.command.is_empty() {
+        args.extend(strings("Cmd"));
+    }
     if args.is_empty() {
         return Err(RuntimeError::Runtime(format!(
             "container {}: no command and the image has none",
@@ -1096,7 +1163,7 @@ pub fn oci_spec(
                 .build()
                 .map_err(spec_err)?,
         ))
-        .set_hostname(None)
+        .set_hostname(spec.hostname.clone())
         .set_mounts(Some(mounts))
         .set_annotations(None)
         .set_linux(Some(linux.build().map_err(spec_err)?));
@@ -1161,7 +1228,7 @@ impl Runtime for ContainerdRuntime {
 
     async fn state(&self, id: &str) -> Result<ContainerState> {
         let container = self.container(id).await?;
-        let created = to_system_time(container.created_at.as_ref());
+        let started = started_at(&container);
         match self
             .client
             .tasks()
@@ -1174,7 +1241,7 @@ impl Runtime for ContainerdRuntime {
             Ok(r) => Ok(r
                 .into_inner()
                 .process
-                .map(|p| task_state(&p, created))
+                .map(|p| task_state(&p, started, &self.namespace_name))
                 .unwrap_or(ContainerState::Unknown)),
             // A container whose task is not (or no longer) there.
             Err(e) if e.code() == Code::NotFound => Ok(ContainerState::Created),
@@ -1227,6 +1294,14 @@ impl Runtime for ContainerdRuntime {
         self.remove_snapshot(id).await
     }
 
+    async fn pull_image(&self, reference: &str, auth: Option<&RegistryAuth>) -> Result<()> {
+        super::pull::pull(self, reference, auth).await
+    }
+
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+        super::exec::exec(self, id, command, timeout).await
+    }
+
     async fn list(&self) -> Result<Vec<ContainerInfo>> {
         let containers = self
             .client
@@ -1251,10 +1326,10 @@ impl Runtime for ContainerdRuntime {
         Ok(containers
             .into_iter()
             .map(|c| {
-                let created = to_system_time(c.created_at.as_ref());
+                let started = started_at(&c);
                 let state = tasks
                     .get(c.id.as_str())
-                    .map(|p| task_state(p, created))
+                    .map(|p| task_state(p, started, &self.namespace_name))
                     .unwrap_or(ContainerState::Created);
                 ContainerInfo {
                     id: c.id,

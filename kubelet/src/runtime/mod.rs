@@ -1,7 +1,9 @@
 //! The container runtime the kubelet drives.
 
 pub mod containerd;
+mod exec;
 pub mod image;
+mod pull;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,8 +29,13 @@ pub struct ContainerSpec {
     /// Unique in the runtime namespace (the kubelet derives it from pod uid, name, attempt).
     pub id: String,
     pub image: String,
-    /// Entrypoint + arguments, already merged with the image's defaults.
+    /// The container's `command` and `args`, with Kubernetes' rules against the image's
+    /// Entrypoint and Cmd: a command replaces both (args then follow it); args alone
+    /// replace only Cmd.
+    pub command: Vec<String>,
     pub args: Vec<String>,
+    /// The container's host name (the pod's name, or spec.hostname).
+    pub hostname: Option<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<String>,
     /// Labels kept on the container, so that a restarted kubelet can adopt it.
@@ -58,6 +65,8 @@ pub enum ContainerState {
     Exited {
         exit_code: i32,
         finished_at: std::time::SystemTime,
+        /// The kernel's OOM killer ended it (its memory cgroup counted an OOM kill).
+        oom_killed: bool,
     },
     Unknown,
 }
@@ -87,4 +96,26 @@ pub trait Runtime: Send + Sync {
     /// Removes a stopped container and its task.
     async fn remove(&self, id: &str) -> Result<()>;
     async fn list(&self) -> Result<Vec<ContainerInfo>>;
+    /// Pulls an image from an OCI registry (`registry/repo:tag` or `...@sha256:...`) and
+    /// unpacks it, so that containers can start from it.
+    async fn pull_image(&self, reference: &str, auth: Option<&RegistryAuth>) -> Result<()>;
+    /// Runs a command in a running container and waits for it (at most `timeout`).
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
+}
+
+/// Credentials for a registry (from an imagePullSecret).
+#[derive(Clone, Debug)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// What a finished exec printed and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    /// stdout and stderr, interleaved as written (probes report this as their message).
+    pub output: Vec<u8>,
+    /// The command did not finish within the timeout (it was killed).
+    pub timed_out: bool,
 }

@@ -124,7 +124,7 @@ fn spec(id: &str, args: &[&str], log_path: PathBuf) -> ContainerSpec {
     ContainerSpec {
         id: id.into(),
         image: IMAGE.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
+        command: args.iter().map(|s| s.to_string()).collect(),
         log_path,
         labels: BTreeMap::from([("io.keelson.test".to_string(), id.to_string())]),
         ..Default::default()
@@ -300,6 +300,27 @@ fn runtime_spec_carries_the_container_settings() {
         .expect("caps")
         .contains(&serde_json::json!("CAP_SYS_ADMIN")));
     assert_eq!(oci["process"]["args"], serde_json::json!(["true"]));
+    assert_eq!(oci["hostname"], serde_json::Value::Null);
+}
+
+#[test]
+fn command_and_args_follow_the_kubernetes_rules() {
+    let image_config = serde_json::json!({
+        "config": { "Entrypoint": ["/entry"], "Cmd": ["--default"] }
+    });
+    let args_of = |command: &[&str], args: &[&str]| {
+        let mut s = spec("c", command, PathBuf::from("/tmp/log"));
+        s.args = args.iter().map(|a| a.to_string()).collect();
+        s.hostname = Some("web-0".into());
+        let oci = serde_json::to_value(oci_spec(&s, &image_config, NAMESPACE).expect("spec"))
+            .expect("json");
+        assert_eq!(oci["hostname"], "web-0");
+        oci["process"]["args"].clone()
+    };
+    assert_eq!(args_of(&[], &[]), serde_json::json!(["/entry", "--default"]));
+    assert_eq!(args_of(&[], &["-x"]), serde_json::json!(["/entry", "-x"]));
+    assert_eq!(args_of(&["sh"], &[]), serde_json::json!(["sh"]));
+    assert_eq!(args_of(&["sh", "-c"], &["true"]), serde_json::json!(["sh", "-c", "true"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
