@@ -2,5 +2,6 @@
 //! `runtime`: containerd started by the test on a private socket; `network`: the CNI
 //! plugins on a private bridge and subnet.
 
+mod fixture;
 mod network;
 mod runtime;
