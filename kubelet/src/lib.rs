@@ -3,6 +3,7 @@
 //! standard CNI plugins ([`network`]). [`node`] describes the Node it registers (also used
 //! for simulated nodes).
 
+pub mod agent;
 pub mod logs;
 pub mod network;
 pub mod node;

@@ -33,6 +33,8 @@ pub struct NodeSpec {
     pub addresses: Vec<(String, String)>,
     /// Marks the node as simulated (label `keelson.dev/simulated=true`).
     pub simulated: bool,
+    /// The node's pod address range (spec.podCIDR).
+    pub pod_cidr: Option<String>,
 }
 
 impl NodeSpec {
@@ -52,6 +54,7 @@ impl NodeSpec {
             container_runtime_version: "simulated://0".into(),
             addresses: vec![("Hostname".into(), name.to_string())],
             simulated: true,
+            pod_cidr: None,
         }
     }
 
@@ -105,7 +108,11 @@ impl NodeSpec {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": self.name, "labels": labels},
-            "spec": {"taints": self.taints},
+            "spec": {
+                "taints": self.taints,
+                "podCIDR": self.pod_cidr,
+                "podCIDRs": self.pod_cidr.as_ref().map(|c| vec![c]),
+            },
         })
     }
 
@@ -208,6 +215,14 @@ pub async fn create(
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Writes the node's status again (conditions with a fresh heartbeat time).
+pub async fn update_status(client: &kube::Client, spec: &NodeSpec) -> Result<(), NodeError> {
+    let api: Api<Node> = Api::all(client.clone());
+    api.patch_status(&spec.name, &PatchParams::default(), &Patch::Merge(spec.status()))
+        .await?;
+    Ok(())
 }
 
 /// Renews each node's Lease in kube-node-lease every `interval` (a kubelet's is 10 s),

@@ -33,6 +33,8 @@ pub struct Server {
     /// Time from spawn to the "ready" log line of the last start.
     pub ready_after: Duration,
     extra_args: Vec<String>,
+    /// `apiserver`, or `server` for the whole cluster in one process.
+    subcommand: &'static str,
     /// The server's own etcd when the suite runs on etcd (`KEELSON_E2E_STORE=etcd`).
     _etcd: Option<Etcd>,
 }
@@ -47,6 +49,15 @@ impl Server {
     /// that was not given `--etcd-servers` gets an etcd of its own, so that the same API
     /// tests run on both storage backends.
     pub fn start_with(extra_args: &[String]) -> Result<Server> {
+        Server::start_as("apiserver", extra_args)
+    }
+
+    /// `keelson server`: API server, controllers, scheduler and kubelet in one process.
+    pub fn start_all_in_one(extra_args: &[String]) -> Result<Server> {
+        Server::start_as("server", extra_args)
+    }
+
+    fn start_as(subcommand: &'static str, extra_args: &[String]) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let mut extra_args = extra_args.to_vec();
@@ -65,6 +76,7 @@ impl Server {
             kubeconfig,
             ready_after: Duration::ZERO,
             extra_args,
+            subcommand,
             _etcd: etcd,
         };
         server.spawn()?;
@@ -75,8 +87,8 @@ impl Server {
         let _ = std::fs::remove_file(&self.kubeconfig);
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .arg(self.subcommand)
             .args([
-                "apiserver",
                 "--bind-address",
                 "127.0.0.1",
                 "--port",

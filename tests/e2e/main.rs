@@ -8,6 +8,7 @@ mod gc;
 mod harness;
 mod helm;
 mod kube_rs;
+mod kubelet;
 mod kubectl;
 mod priority;
 mod robustness;
