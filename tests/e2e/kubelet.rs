@@ -23,6 +23,39 @@ const KUBECTL: &str = "1.37";
 /// A whole cluster on this host, with the busybox test image imported.
 struct Node {
     server: Server,
+    _kubelet: KubeletDir,
+}
+
+/// A kubelet's root dir. The kubelet's containerd outlives the kubelet on purpose (as a
+/// node's does); on drop its containers and it are stopped and the pod network
+/// namespaces freed.
+struct KubeletDir(PathBuf);
+
+impl KubeletDir {
+    fn socket(&self) -> PathBuf {
+        self.0.join("containerd/containerd.sock")
+    }
+
+    fn import_image(&self) -> Result<()> {
+        let dir = self.0.join("images");
+        std::fs::create_dir_all(&dir)?;
+        let tarball = keelson_kubelet::runtime::image::build_busybox_image(&dir, IMAGE)?;
+        // Without a socket, `image import` starts the kubelet's containerd under ROOT_DIR.
+        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(["image", "import"])
+            .arg(&tarball)
+            .arg("--root-dir")
+            .arg(&self.0)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !stdout.contains(IMAGE) {
+            bail!(
+                "keelson image import failed: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Node {
@@ -33,7 +66,11 @@ impl Node {
             "--cni-bridge".into(),
             "keelsone2e0".into(),
         ])?;
-        let node = Node { server };
+        let kubelet = KubeletDir(server.dir.path().join("kubelet"));
+        let node = Node {
+            server,
+            _kubelet: kubelet,
+        };
         let client = node.server.client().await?;
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
         wait_for_async(Duration::from_secs(60), || {
@@ -50,7 +87,7 @@ impl Node {
         })
         .await
         .context("the kubelet registered no Ready node")?;
-        node.import_image()?;
+        node._kubelet.import_image()?;
         Ok(node)
     }
 
@@ -58,32 +95,9 @@ impl Node {
         self.server.dir.path()
     }
 
-    fn socket(&self) -> PathBuf {
-        self.data_dir().join("kubelet/containerd/containerd.sock")
-    }
-
-    fn import_image(&self) -> Result<()> {
-        let dir = self.data_dir().join("images");
-        std::fs::create_dir_all(&dir)?;
-        let tarball = keelson_kubelet::runtime::image::build_busybox_image(&dir, IMAGE)?;
-        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
-            .args(["image", "import"])
-            .arg(&tarball)
-            .arg("--containerd-socket")
-            .arg(self.socket())
-            .output()?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() || !stdout.contains(IMAGE) {
-            bail!(
-                "keelson image import failed: {stdout} {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    }
-
     fn apply(&self, yaml: &str) -> Result<String> {
-        self.server.kubectl_stdin(KUBECTL, &["apply", "-f", "-"], yaml)
+        self.server
+            .kubectl_stdin(KUBECTL, &["apply", "-f", "-"], yaml)
     }
 
     async fn pods(&self) -> Result<Api<Pod>> {
@@ -125,8 +139,11 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.server.kill();
-        // The kubelet's containerd outlives the server on purpose (as a node's does): stop
-        // its containers and it, and free the pod network namespaces.
+    }
+}
+
+impl Drop for KubeletDir {
+    fn drop(&mut self) {
         let socket = self.socket();
         let ctr = |args: &[&str]| {
             Command::new("ctr")
@@ -138,15 +155,27 @@ impl Drop for Node {
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default()
         };
-        for id in ctr(&["tasks", "list", "--quiet"]).lines() {
+        let tasks = ctr(&["tasks", "list", "--quiet"]);
+        for id in tasks.lines() {
             ctr(&["tasks", "kill", "--all", "--signal", "SIGKILL", id]);
         }
-        let containerd_dir = self.data_dir().join("kubelet/containerd");
+        std::thread::sleep(Duration::from_millis(300));
+        for id in tasks.lines() {
+            ctr(&["tasks", "delete", "--force", id]);
+        }
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!(
+                "containerd-shim-runc-v2 .*-address {}",
+                socket.display()
+            ))
+            .status();
+        let containerd_dir = self.0.join("containerd");
         let _ = Command::new("pkill")
             .arg("-f")
             .arg(format!("containerd --config {}", containerd_dir.display()))
             .status();
-        let records = self.data_dir().join("kubelet/cni/pods");
+        let records = self.0.join("cni/pods");
         for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
             let record: Value = std::fs::read(entry.path())
                 .ok()
@@ -236,7 +265,10 @@ async fn a_deployment_of_busybox_httpd_serves_on_its_pod_ips() -> Result<()> {
         let ip = status.pod_ip.clone().context("no pod IP")?;
         assert!(ip.starts_with("10.250.0."), "{ip}");
         let body = http_get(&ip, 8080)?;
-        assert!(body.contains(&format!("hello from {name}")), "{name} answered {body}");
+        assert!(
+            body.contains(&format!("hello from {name}")),
+            "{name} answered {body}"
+        );
         ips.push(ip);
     }
     ips.sort();
@@ -454,7 +486,14 @@ async fn pods_complete_fail_crash_loop_and_follow_their_probes() -> Result<()> {
         .flatten()
         .filter_map(|e| e["reason"].as_str().map(str::to_string))
         .collect();
-    for reason in ["Pulled", "Created", "Started", "BackOff", "Unhealthy", "Killing"] {
+    for reason in [
+        "Pulled",
+        "Created",
+        "Started",
+        "BackOff",
+        "Unhealthy",
+        "Killing",
+    ] {
         assert!(
             reasons.iter().any(|r| r == reason),
             "no {reason} event in {reasons:?}"
@@ -526,14 +565,15 @@ spec:
     .await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !shared.join("up").exists() {
-        assert!(Instant::now() < deadline, "the container never wrote /shared/up");
+        assert!(
+            Instant::now() < deadline,
+            "the container never wrote /shared/up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let started = Instant::now();
-    node.server.kubectl_ok(
-        KUBECTL,
-        &["delete", "pod", "graceful", "--grace-period=5"],
-    )?;
+    node.server
+        .kubectl_ok(KUBECTL, &["delete", "pod", "graceful", "--grace-period=5"])?;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(6), "deletion took {took:?}");
     let signal = std::fs::read_to_string(shared.join("signal")).unwrap_or_default();
@@ -594,5 +634,112 @@ async fn a_restarted_server_adopts_the_running_containers() -> Result<()> {
         let ip = status.pod_ip.clone().unwrap_or_default();
         assert!(http_get(&ip, 8080)?.contains("hello from"));
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_pod_runs_without_the_api_server_and_is_mirrored_when_it_comes() -> Result<()> {
+    let mut server = Server::start_with(&[])?;
+    server.kill();
+    let kubelet_dir = KubeletDir(server.dir.path().join("kubelet"));
+    kubelet_dir.import_image()?;
+    let manifests = server.dir.path().join("manifests");
+    let shared = server.dir.path().join("static-shared");
+    std::fs::create_dir_all(&manifests)?;
+    std::fs::create_dir_all(&shared)?;
+    std::fs::write(
+        manifests.join("web.yaml"),
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: static-web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: keelson.test/busybox:1
+    command: ["sh", "-c", "echo ran > /shared/ran; exec sleep 600"]
+    volumeMounts:
+    - name: shared
+      mountPath: /shared
+  volumes:
+  - name: shared
+    hostPath:
+      path: {}
+"#,
+            shared.display()
+        ),
+    )?;
+    let root = kubelet_dir.0.display().to_string();
+    let manifest_path = manifests.display().to_string();
+    let _kubelet = server.start_component(
+        "kubelet",
+        "kubelet",
+        &[
+            "--node-name",
+            "static-node",
+            "--root-dir",
+            &root,
+            "--pod-manifest-path",
+            &manifest_path,
+            "--pod-cidr",
+            "10.250.0.0/24",
+            "--cni-bridge",
+            "keelsone2e0",
+        ],
+    )?;
+    // No API server: the static pod runs anyway.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !shared.join("ran").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the static pod did not run without the API server"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    server.restart()?;
+    let pods: Api<Pod> = Api::namespaced(server.client().await?, "default");
+    let mirror = wait_for_async(Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            let pod = pods.get("static-web-static-node").await.ok()?;
+            let running = pod.status.as_ref()?.phase.as_deref() == Some("Running");
+            running.then_some(pod)
+        }
+    })
+    .await
+    .context("no Running mirror pod")?;
+    let annotations = mirror.metadata.annotations.clone().unwrap_or_default();
+    assert!(annotations.contains_key("kubernetes.io/config.mirror"));
+    let owner = &mirror.metadata.owner_references.clone().unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Node", "static-node")
+    );
+    let out = server.kubectl_ok(KUBECTL, &["get", "pods", "-o", "wide"])?;
+    assert!(
+        out.lines()
+            .any(|l| l.contains("static-web-static-node") && l.contains("Running")),
+        "{out}"
+    );
+    // Deleting the mirror pod does not stop the static pod: the kubelet mirrors it again.
+    server.kubectl_ok(
+        KUBECTL,
+        &["delete", "pod", "static-web-static-node", "--wait=false"],
+    )?;
+    let first_uid = mirror.metadata.uid.clone();
+    wait_for_async(Duration::from_secs(30), || {
+        let pods = pods.clone();
+        let first_uid = first_uid.clone();
+        async move {
+            let pod = pods.get("static-web-static-node").await.ok()?;
+            (pod.metadata.uid != first_uid && pod.metadata.deletion_timestamp.is_none())
+                .then_some(())
+        }
+    })
+    .await
+    .context("the mirror pod was not created again")?;
     Ok(())
 }

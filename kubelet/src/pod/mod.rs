@@ -2,4 +2,9 @@
 //! next ([`plan`]), and the status the kubelet reports.
 
 pub mod env;
+pub mod etc_files;
+pub mod plan;
+pub mod source;
+pub mod status;
 pub mod volumes;
+pub mod worker;

@@ -72,25 +72,65 @@ fn a_new_pod_starts_its_first_init_container_only() {
 fn init_containers_run_in_order_then_all_containers_start() {
     let p = pod("Always", &["i1", "i2"], &["a", "b"]);
     let mut seen = vec![instance(&p, "i1", 0, true, running())];
-    assert!(plan(&p, &Observed { instances: &seen, ..Default::default() }, t(1)).actions.is_empty());
+    assert!(plan(
+        &p,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(1)
+    )
+    .actions
+    .is_empty());
     seen[0].state = exited(0, 2);
-    let got = plan(&p, &Observed { instances: &seen, ..Default::default() }, t(3));
+    let got = plan(
+        &p,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(3),
+    );
     assert_eq!(got.actions, vec![start("i2", true, 0)]);
     assert!(!initialized(&p, &seen));
     seen.push(instance(&p, "i2", 0, true, exited(0, 4)));
     assert!(initialized(&p, &seen));
-    let got = plan(&p, &Observed { instances: &seen, ..Default::default() }, t(5));
-    assert_eq!(got.actions, vec![start("a", false, 0), start("b", false, 0)]);
+    let got = plan(
+        &p,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(5),
+    );
+    assert_eq!(
+        got.actions,
+        vec![start("a", false, 0), start("b", false, 0)]
+    );
 }
 
 #[test]
 fn a_failed_init_container_fails_a_never_pod_and_is_retried_otherwise() {
     let never = pod("Never", &["i1"], &["a"]);
     let seen = vec![instance(&never, "i1", 0, true, exited(1, 1))];
-    let got = plan(&never, &Observed { instances: &seen, ..Default::default() }, t(2));
+    let got = plan(
+        &never,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(2),
+    );
     assert!(got.actions.is_empty());
     let always = pod("Always", &["i1"], &["a"]);
-    let got = plan(&always, &Observed { instances: &seen, ..Default::default() }, t(2));
+    let got = plan(
+        &always,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(2),
+    );
     assert_eq!(got.actions, vec![start("i1", true, 1)]);
 }
 
@@ -106,8 +146,19 @@ fn exited_containers_restart_by_policy() {
     ] {
         let p = pod(policy, &[], &["a"]);
         let seen = vec![instance(&p, "a", 0, false, exited(code, 1))];
-        let got = plan(&p, &Observed { instances: &seen, ..Default::default() }, t(2));
-        let want = if restarts { vec![start("a", false, 1)] } else { vec![] };
+        let got = plan(
+            &p,
+            &Observed {
+                instances: &seen,
+                ..Default::default()
+            },
+            t(2),
+        );
+        let want = if restarts {
+            vec![start("a", false, 1)]
+        } else {
+            vec![]
+        };
         assert_eq!(got.actions, want, "{policy} exit {code}");
     }
 }
@@ -160,7 +211,10 @@ fn a_container_that_ran_longer_than_its_back_off_restarts_at_once() {
         backoff: HashMap::from([("a".to_string(), Backoff::next(None, t(10)))]),
         ..Default::default()
     };
-    assert_eq!(plan(&p, &observed, t(101)).actions, vec![start("a", false, 4)]);
+    assert_eq!(
+        plan(&p, &observed, t(101)).actions,
+        vec![start("a", false, 4)]
+    );
 }
 
 #[test]
@@ -214,7 +268,14 @@ fn old_instances_are_removed_but_the_previous_one_is_kept() {
         instance(&p, "a", 1, false, exited(1, 2)),
         instance(&p, "a", 2, false, running()),
     ];
-    let got = plan(&p, &Observed { instances: &seen, ..Default::default() }, t(3));
+    let got = plan(
+        &p,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(3),
+    );
     assert_eq!(got.actions, vec![Action::Remove { id: "a-0".into() }]);
 }
 
@@ -236,6 +297,13 @@ fn sidecars_keep_running_while_the_containers_start() {
     }
     let seen = vec![instance(&p, "proxy", 0, true, running())];
     assert!(initialized(&p, &seen));
-    let got = plan(&p, &Observed { instances: &seen, ..Default::default() }, t(1));
+    let got = plan(
+        &p,
+        &Observed {
+            instances: &seen,
+            ..Default::default()
+        },
+        t(1),
+    );
     assert_eq!(got.actions, vec![start("a", false, 0)]);
 }

@@ -200,7 +200,11 @@ fn phase(pod: &Pod, init_statuses: &[Value], statuses: &[Value]) -> &'static str
             if code == 0 {
                 succeeded += 1;
             }
-        } else if s.get("lastState").and_then(|l| l.get("terminated")).is_some() {
+        } else if s
+            .get("lastState")
+            .and_then(|l| l.get("terminated"))
+            .is_some()
+        {
             stopped += 1;
         } else {
             waiting += 1;

@@ -53,8 +53,6 @@ pub struct Shared {
     pub log_dir: PathBuf,
     /// The node's allocatable resources: resourceFieldRef and emptyDir size defaults.
     pub allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-    /// Pods run from manifests on disk (their status is not written to the API server).
-    pub static_pods: bool,
 }
 
 /// A pod's identity, known even when only its containers are left.
@@ -119,16 +117,22 @@ pub struct WorkerHandle {
 
 /// Starts the worker of one pod. `pod` None: the pod is gone from the API server and only
 /// its containers are left (they are stopped and removed).
+///
+/// A static pod (`is_static`, from a manifest file) reports its status to its mirror pod
+/// when there is one, and is not deleted through the API.
 pub fn spawn(
     shared: Arc<Shared>,
     pod_ref: PodRef,
     pod: Option<Pod>,
     instances: Snapshot,
+    is_static: bool,
 ) -> WorkerHandle {
     let (pod_tx, pod_rx) = watch::channel(pod);
     let (inst_tx, inst_rx) = watch::channel(instances);
     let task = tokio::spawn(async move {
-        Worker::new(shared, pod_ref, pod_rx, inst_rx).run().await;
+        let mut worker = Worker::new(shared, pod_ref, pod_rx, inst_rx);
+        worker.is_static = is_static;
+        worker.run().await;
     });
     WorkerHandle {
         pod: pod_tx,
@@ -167,6 +171,7 @@ struct Worker {
     liveness_failed: HashSet<String>,
     last_status: Option<Value>,
     start_time: SystemTime,
+    is_static: bool,
 }
 
 impl Worker {
@@ -207,6 +212,7 @@ impl Worker {
             liveness_failed: HashSet::new(),
             last_status: None,
             start_time,
+            is_static: false,
         }
     }
 
@@ -279,7 +285,10 @@ impl Worker {
     }
 
     async fn event(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
-        self.shared.events.publish(pod, type_, reason, message).await;
+        self.shared
+            .events
+            .publish(pod, type_, reason, message)
+            .await;
     }
 
     /// One pass: network, volumes, the plan's actions, probes, status. Returns when the
@@ -290,10 +299,14 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
+        let reported = self.last_status.as_ref().and_then(|s| s["phase"].as_str());
         let terminal = matches!(
-            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            pod.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .or(reported),
             Some("Succeeded" | "Failed")
-        );
+        ) || matches!(reported, Some("Succeeded" | "Failed"));
         if self.network.is_none() && !host_network && !terminal {
             match self.shared.cni.setup(&self.pod_ref.key()).await {
                 Ok(n) => self.network = Some(n),
@@ -316,8 +329,7 @@ impl Worker {
         };
         let ctx = self.context(pod_ip.clone());
         if self.volumes.is_none() || self.volumes_at.elapsed() > VOLUME_REFRESH {
-            match volumes::prepare(pod, &self.pod_dir(), &ctx, self.shared.source.as_ref()).await
-            {
+            match volumes::prepare(pod, &self.pod_dir(), &ctx, self.shared.source.as_ref()).await {
                 Ok(v) => {
                     self.volumes = Some(v);
                     self.volumes_at = Instant::now();
@@ -370,7 +382,8 @@ impl Worker {
                 "Back-off restarting failed container {name} in pod {}_{}({})",
                 self.pod_ref.name, self.pod_ref.namespace, self.pod_ref.uid
             );
-            self.event(pod, EventType::Warning, "BackOff", &message).await;
+            self.event(pod, EventType::Warning, "BackOff", &message)
+                .await;
         }
         self.backing_off = now_backing_off;
         self.probe_events(pod).await;
@@ -430,7 +443,8 @@ impl Worker {
                         format!("Container {name} definition changed, will be restarted")
                     }
                 };
-                self.event(pod, EventType::Normal, "Killing", &message).await;
+                self.event(pod, EventType::Normal, "Killing", &message)
+                    .await;
                 let grace = grace_period(pod);
                 self.stop_container(pod, id, name, grace).await;
             }
@@ -459,7 +473,12 @@ impl Worker {
             return Ok(());
         };
         let image = self.ensure_image(pod, &c).await?;
-        let env = env::container_env(pod, &c, ctx, self.shared.source.as_ref())
+        let source: &dyn ObjectSource = if self.is_static {
+            &WithoutServices(self.shared.source.as_ref())
+        } else {
+            self.shared.source.as_ref()
+        };
+        let env = env::container_env(pod, &c, ctx, source)
             .await
             .map_err(|e| config_error(e.to_string()))?;
         let volumes = self
@@ -556,9 +575,8 @@ impl Worker {
         let present = self.shared.runtime.has_image(&image).await.unwrap_or(false);
         if policy == "Never" || (present && policy != "Always") {
             if !present {
-                let message = format!(
-                    "Container image \"{given}\" is not present with pull policy of Never"
-                );
+                let message =
+                    format!("Container image \"{given}\" is not present with pull policy of Never");
                 self.event(pod, EventType::Warning, "ErrImageNeverPull", &message)
                     .await;
                 return Err(("ErrImageNeverPull".into(), message));
@@ -576,7 +594,8 @@ impl Worker {
         if let Some(b) = self.image_backoff.get(&image) {
             if now < b.last_start + b.delay {
                 let message = format!("Back-off pulling image \"{given}\"");
-                self.event(pod, EventType::Normal, "BackOff", &message).await;
+                self.event(pod, EventType::Normal, "BackOff", &message)
+                    .await;
                 return Err(("ImagePullBackOff".into(), message));
             }
         }
@@ -616,7 +635,8 @@ impl Worker {
                     other => other.to_string(),
                 };
                 let message = format!("Failed to pull image \"{given}\": {message}");
-                self.event(pod, EventType::Warning, "Failed", &message).await;
+                self.event(pod, EventType::Warning, "Failed", &message)
+                    .await;
                 Err(("ErrImagePull".into(), message))
             }
         }
@@ -752,8 +772,8 @@ impl Worker {
                 continue;
             }
             started.insert(i.id.clone());
-            let has_readiness = find_container(pod, &i.name)
-                .is_some_and(|c| c.readiness_probe.is_some());
+            let has_readiness =
+                find_container(pod, &i.name).is_some_and(|c| c.readiness_probe.is_some());
             let ok = if has_readiness {
                 self.probe_result(&i.id, ProbeKind::Readiness) == Some(ProbeResult::Success)
             } else {
@@ -785,17 +805,22 @@ impl Worker {
         if self.last_status.as_ref() == Some(&status) {
             return phase;
         }
-        if self.shared.static_pods {
-            self.last_status = Some(status);
-            return phase;
-        }
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.pod_ref.namespace);
         let patch = json!({ "status": status });
         match api
-            .patch_status(&self.pod_ref.name, &PatchParams::default(), &Patch::Merge(patch))
+            .patch_status(
+                &self.pod_ref.name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
             .await
         {
             Ok(_) => self.last_status = Some(status),
+            // A static pod without its mirror yet, or the API server away: the next
+            // pass writes it.
+            Err(e) if self.is_static => {
+                tracing::debug!(pod = %self.pod_ref.key(), error = %e, "writing the mirror pod's status")
+            }
             Err(e) => {
                 tracing::warn!(pod = %self.pod_ref.key(), error = %e, "writing pod status")
             }
@@ -835,7 +860,12 @@ impl Worker {
         let running: Vec<Instance> = self
             .instances
             .iter()
-            .filter(|i| matches!(i.state, ContainerState::Running { .. } | ContainerState::Created))
+            .filter(|i| {
+                matches!(
+                    i.state,
+                    ContainerState::Running { .. } | ContainerState::Created
+                )
+            })
             .cloned()
             .collect();
         self.probes.handles.clear();
@@ -872,7 +902,7 @@ impl Worker {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         if let Some(pod) = pod {
-            if self.shared.static_pods {
+            if self.is_static {
                 return;
             }
             let api: Api<Pod> =
@@ -888,9 +918,63 @@ impl Worker {
             match api.delete(&self.pod_ref.name, &params).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => tracing::warn!(pod = %self.pod_ref.key(), error = %e, "confirming deletion"),
+                Err(e) => {
+                    tracing::warn!(pod = %self.pod_ref.key(), error = %e, "confirming deletion")
+                }
             }
         }
+    }
+}
+
+/// The object source of a static pod: it must start while the API server is away, so
+/// the service links it cannot list are left out (as upstream does before its service
+/// informer has synced).
+struct WithoutServices<'a>(&'a dyn ObjectSource);
+
+#[async_trait::async_trait]
+impl ObjectSource for WithoutServices<'_> {
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> super::source::Result<Option<k8s_openapi::api::core::v1::ConfigMap>> {
+        self.0.config_map(namespace, name).await
+    }
+
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> super::source::Result<Option<k8s_openapi::api::core::v1::Secret>> {
+        self.0.secret(namespace, name).await
+    }
+
+    async fn services(
+        &self,
+        namespace: &str,
+    ) -> super::source::Result<Vec<k8s_openapi::api::core::v1::Service>> {
+        Ok(self.0.services(namespace).await.unwrap_or_default())
+    }
+
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+        pod_name: &str,
+        pod_uid: &str,
+    ) -> super::source::Result<Option<String>> {
+        self.0
+            .service_account_token(
+                namespace,
+                service_account,
+                audience,
+                expiration_seconds,
+                pod_name,
+                pod_uid,
+            )
+            .await
     }
 }
 
@@ -930,7 +1014,9 @@ fn hook_command(c: &Container, post: bool) -> Option<Vec<String>> {
     handler.exec.as_ref()?.command.clone()
 }
 
-fn quantity(q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>) -> Option<keelson_apimachinery::quantity::Quantity> {
+fn quantity(
+    q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+) -> Option<keelson_apimachinery::quantity::Quantity> {
     q.and_then(|q| keelson_apimachinery::quantity::Quantity::parse(&q.0).ok())
 }
 
@@ -991,7 +1077,9 @@ pub fn container_spec(
         network_namespace: None,
         log_path: PathBuf::new(),
         user,
-        read_only_rootfs: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
+        read_only_rootfs: sc
+            .and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false),
         privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
         cpu_limit_milli: quantity(limits.and_then(|l| l.get("cpu")))
             .map(|q| q.milli_value() as i64),

@@ -24,7 +24,8 @@ use containerd_client::services::v1::{
     CreateRequest as CreateLeaseRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteRequest as DeleteLeaseRequest, DeleteTaskRequest, GetContainerRequest, GetImageRequest,
     GetRequest, Image, KillRequest, ListContainersRequest, ListTasksRequest, ReadContentRequest,
-    StartRequest, UpdateContainerRequest, UpdateImageRequest, WaitRequest, WriteAction, WriteContentRequest,
+    StartRequest, UpdateContainerRequest, UpdateImageRequest, WaitRequest, WriteAction,
+    WriteContentRequest,
 };
 use containerd_client::tonic::metadata::{Ascii, MetadataValue};
 use containerd_client::tonic::{Code, Request, Status};
@@ -57,9 +58,12 @@ pub struct ContainerdRuntime {
     pub(super) client: Client,
     namespace: MetadataValue<Ascii>,
     pub(super) namespace_name: String,
+    /// The binary containerd's shim runs as each container's logger; None: the raw
+    /// output goes to the log file.
+    logger: Option<PathBuf>,
 }
 
-fn rpc_err(what: &str, status: Status) -> RuntimeError {
+pub(super) fn rpc_err(what: &str, status: Status) -> RuntimeError {
     if status.code() == Code::NotFound {
         RuntimeError::NotFound(format!("{what}: {}", status.message()))
     } else {
@@ -77,7 +81,7 @@ fn to_system_time(ts: Option<&prost_types::Timestamp>) -> SystemTime {
 }
 
 /// A `file://` URI for `path`, percent-encoding what a URI parser would otherwise take apart.
-fn file_uri(path: &Path) -> String {
+pub(super) fn file_uri(path: &Path) -> String {
     let mut out = String::from("file://");
     for b in path.to_string_lossy().bytes() {
         if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
@@ -334,7 +338,14 @@ impl ContainerdRuntime {
             client,
             namespace,
             namespace_name,
+            logger: None,
         })
+    }
+
+    /// Has containerd's shim start `binary` as every new container's logger (see
+    /// [`crate::logs`]).
+    pub fn set_logger(&mut self, binary: PathBuf) {
+        self.logger = Some(binary);
     }
 
     pub(super) fn req<T>(&self, msg: T) -> Request<T> {
@@ -739,7 +750,10 @@ impl ContainerdRuntime {
         if let Some(dir) = spec.log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Io(dir.to_path_buf(), e))?;
         }
-        let log = file_uri(&spec.log_path);
+        let log = match &self.logger {
+            Some(binary) => crate::logs::logger_uri(binary, &spec.log_path),
+            None => file_uri(&spec.log_path),
+        };
         self.client
             .tasks()
             .create(self.req(CreateTaskRequest {
@@ -896,6 +910,7 @@ fn task_state(
         },
         TaskStatus::Stopped => ContainerState::Exited {
             exit_code: process.exit_status as i32,
+            started_at: started,
             finished_at: to_system_time(process.exited_at.as_ref()),
             oom_killed: oom_killed(namespace, &process.id),
         },

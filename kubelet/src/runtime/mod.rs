@@ -4,6 +4,7 @@ pub mod containerd;
 mod exec;
 pub mod image;
 mod pull;
+pub use pull::normalize_reference;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,7 @@ pub enum ContainerState {
     },
     Exited {
         exit_code: i32,
+        started_at: std::time::SystemTime,
         finished_at: std::time::SystemTime,
         /// The kernel's OOM killer ended it (its memory cgroup counted an OOM kill).
         oom_killed: bool,

@@ -129,7 +129,11 @@ pub(crate) fn spec(id: &str, args: &[&str], log_path: PathBuf) -> ContainerSpec 
     }
 }
 
-pub(crate) async fn wait_exited(rt: &ContainerdRuntime, id: &str, timeout: Duration) -> (i32, ContainerState) {
+pub(crate) async fn wait_exited(
+    rt: &ContainerdRuntime,
+    id: &str,
+    timeout: Duration,
+) -> (i32, ContainerState) {
     let deadline = Instant::now() + timeout;
     loop {
         let state = rt.state(id).await.expect("state");
@@ -151,4 +155,3 @@ pub(crate) async fn wait_log(path: &Path, needle: &str) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
-

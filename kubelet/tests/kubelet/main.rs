@@ -2,6 +2,8 @@
 //! `runtime`: containerd started by the test on a private socket; `network`: the CNI
 //! plugins on a private bridge and subnet.
 
+mod exec;
 mod fixture;
 mod network;
+mod pull;
 mod runtime;

@@ -29,7 +29,10 @@ fn runnable() -> bool {
     // The set-up script installs the plugins and CI runs as root: a missing one is a
     // failure, not a skip.
     assert!(root, "the network tests must run as root");
-    assert!(plugins, "the CNI plugins are missing from {PLUGIN_DIR}: run scripts/setup.sh");
+    assert!(
+        plugins,
+        "the CNI plugins are missing from {PLUGIN_DIR}: run scripts/setup.sh"
+    );
     true
 }
 

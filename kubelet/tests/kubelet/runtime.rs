@@ -175,10 +175,16 @@ fn command_and_args_follow_the_kubernetes_rules() {
         assert_eq!(oci["hostname"], "web-0");
         oci["process"]["args"].clone()
     };
-    assert_eq!(args_of(&[], &[]), serde_json::json!(["/entry", "--default"]));
+    assert_eq!(
+        args_of(&[], &[]),
+        serde_json::json!(["/entry", "--default"])
+    );
     assert_eq!(args_of(&[], &["-x"]), serde_json::json!(["/entry", "-x"]));
     assert_eq!(args_of(&["sh"], &[]), serde_json::json!(["sh"]));
-    assert_eq!(args_of(&["sh", "-c"], &["true"]), serde_json::json!(["sh", "-c", "true"]));
+    assert_eq!(
+        args_of(&["sh", "-c"], &["true"]),
+        serde_json::json!(["sh", "-c", "true"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
