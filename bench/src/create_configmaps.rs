@@ -22,14 +22,6 @@ struct Args {
     namespace: String,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -76,15 +68,15 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "latency p50  {:.2} ms",
-        percentile(&ok, 0.50).as_secs_f64() * 1000.0
+        keelson_bench::percentile(&ok, 0.50).as_secs_f64() * 1000.0
     );
     println!(
         "latency p90  {:.2} ms",
-        percentile(&ok, 0.90).as_secs_f64() * 1000.0
+        keelson_bench::percentile(&ok, 0.90).as_secs_f64() * 1000.0
     );
     println!(
         "latency p99  {:.2} ms",
-        percentile(&ok, 0.99).as_secs_f64() * 1000.0
+        keelson_bench::percentile(&ok, 0.99).as_secs_f64() * 1000.0
     );
     println!(
         "latency max  {:.2} ms",

@@ -38,13 +38,6 @@ struct Args {
     namespace: String,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
 fn pod(i: usize, variant: &str) -> anyhow::Result<Pod> {
     let mut spec = json!({"containers": [{"name": "c", "image": "registry.invalid/pause:3.10",
         "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]});
@@ -168,8 +161,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "create → bound  p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        keelson_bench::percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        keelson_bench::percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     Ok(())

@@ -312,7 +312,16 @@ spec:
   containers:
   - name: main
     image: keelson.test/busybox:1
-    command: ["sh", "-c", "exit 0"]
+    command: ["sh", "-c", "echo finished; echo oops >&2; exit 0"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: badimage
+spec:
+  containers:
+  - name: main
+    image: 127.0.0.1:9/missing:1
 ---
 apiVersion: v1
 kind: Pod
@@ -418,6 +427,34 @@ async fn pods_complete_fail_crash_loop_and_follow_their_probes() -> Result<()> {
     let term = &container_state(&done, "main")["state"]["terminated"];
     assert_eq!(term["reason"], "Completed");
     assert_eq!(term["exitCode"], 0);
+    // The container's output is in its log file, in the CRI format.
+    let uid = done["metadata"]["uid"].as_str().unwrap_or_default();
+    let log = node
+        .data_dir()
+        .join(format!("kubelet/logs/default_done_{uid}/main/0.log"));
+    let text = std::fs::read_to_string(&log).with_context(|| log.display().to_string())?;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, (stream, message)) in lines
+        .iter()
+        .zip([("stdout", "finished"), ("stderr", "oops")])
+    {
+        let mut parts = line.splitn(4, ' ');
+        let time = parts.next().unwrap_or_default();
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{line}");
+        assert_eq!(
+            parts.collect::<Vec<_>>(),
+            vec![stream, "F", message],
+            "{line}"
+        );
+    }
+
+    // An image no registry serves: ErrImagePull, then ImagePullBackOff.
+    node.wait_pod("badimage", minute, |p| {
+        let reason = &container_state(p, "main")["state"]["waiting"]["reason"];
+        reason == "ErrImagePull" || reason == "ImagePullBackOff"
+    })
+    .await?;
 
     let fails = node
         .wait_pod("fails", minute, |p| p["status"]["phase"] == "Failed")

@@ -284,11 +284,11 @@ impl Worker {
         }
     }
 
+    /// Records an event in the background: the pod's start does not wait for its diary.
     async fn event(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
-        self.shared
-            .events
-            .publish(pod, type_, reason, message)
-            .await;
+        let events = self.shared.events.clone();
+        let (pod, reason, message) = (pod.clone(), reason.to_string(), message.to_string());
+        tokio::spawn(async move { events.publish(&pod, type_, &reason, &message).await });
     }
 
     /// One pass: network, volumes, the plan's actions, probes, status. Returns when the
@@ -821,6 +821,8 @@ impl Worker {
             Err(e) if self.is_static => {
                 tracing::debug!(pod = %self.pod_ref.key(), error = %e, "writing the mirror pod's status")
             }
+            // Deleted meanwhile: the worker learns it from the watch.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
                 tracing::warn!(pod = %self.pod_ref.key(), error = %e, "writing pod status")
             }
