@@ -7,8 +7,6 @@
 //! cargo run --release -p keelson-bench --bin pod-startup -- --kubeconfig FILE \
 //!     [--pods 100] [--concurrency 16] [--image keelson.test/busybox:1]
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -16,8 +14,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use keelson_bench::percentile;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::watcher::{self, Event};
-use kube::ResourceExt;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -58,34 +54,9 @@ async fn main() -> anyhow::Result<()> {
     keelson_bench::ensure_namespace(&client, &args.namespace).await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
 
-    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let total = args.pods;
-    let watch_api = api.clone();
-    let watch_created = created.clone();
-    let watch = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(total);
-        let mut running = HashSet::new();
-        let mut events = watcher::watcher(watch_api, watcher::Config::default()).boxed();
-        while let Some(event) = events.next().await {
-            let Ok(Event::Apply(p) | Event::InitApply(p)) = event else {
-                continue;
-            };
-            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-            if phase == Some("Running") && running.insert(p.name_any()) {
-                let at = Instant::now();
-                if let Some(t) = watch_created
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&p.name_any()).copied())
-                {
-                    latencies.push(at - t);
-                }
-                if running.len() == total {
-                    return (at, latencies);
-                }
-            }
-        }
-        (Instant::now(), latencies)
+    let created = keelson_bench::CreatedAt::default();
+    let watch = keelson_bench::watch_latencies(api.clone(), args.pods, created.clone(), |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
 

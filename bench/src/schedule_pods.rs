@@ -6,8 +6,6 @@
 //! cargo run --release -p keelson-bench --bin schedule-pods -- --kubeconfig FILE \
 //!     [--nodes 5000] [--pods 10000] [--concurrency 32] [--variant basic|anti-affinity|topology-spread]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -16,8 +14,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use keelson_kubelet::node::{self as nodes, NodeSpec};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher::{self, Event};
-use kube::ResourceExt;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -88,35 +84,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Bindings seen through a watch, with the time each pod was created.
-    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let created = keelson_bench::CreatedAt::default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
-    let watch_api = api.clone();
-    let watch_created = created.clone();
-    let total = args.pods;
-    let watch = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(total);
-        let mut seen = std::collections::HashSet::new();
-        let mut events = watcher::watcher(watch_api, watcher::Config::default()).boxed();
-        while let Some(event) = events.next().await {
-            let Ok(Event::Apply(p) | Event::InitApply(p)) = event else {
-                continue;
-            };
-            let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
-            if bound && seen.insert(p.name_any()) {
-                let at = Instant::now();
-                if let Some(t) = watch_created
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&p.name_any()).copied())
-                {
-                    latencies.push(at - t);
-                }
-                if seen.len() == total {
-                    return (at, latencies);
-                }
-            }
-        }
-        (Instant::now(), latencies)
+    let watch = keelson_bench::watch_latencies(api.clone(), args.pods, created.clone(), |p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -22,8 +22,9 @@ const KUBECTL: &str = "1.37";
 
 /// A whole cluster on this host, with the busybox test image imported.
 struct Node {
-    server: Server,
+    // Dropped first: the cleanup needs the data dir the server's TempDir removes.
     _kubelet: KubeletDir,
+    server: Server,
 }
 
 /// A kubelet's root dir. The kubelet's containerd outlives the kubelet on purpose (as a
@@ -68,8 +69,8 @@ impl Node {
         ])?;
         let kubelet = KubeletDir(server.dir.path().join("kubelet"));
         let node = Node {
-            server,
             _kubelet: kubelet,
+            server,
         };
         let client = node.server.client().await?;
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
@@ -200,6 +201,26 @@ fn http_get(ip: &str, port: u16) -> Result<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body)?;
     Ok(body)
+}
+
+/// A busybox pod running `script`, with the host folder `dir` mounted at /shared.
+fn shared_dir_pod(name: &str, script: &str, dir: &Path) -> String {
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "main",
+                "image": IMAGE,
+                "command": ["sh", "-c", script],
+                "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+            }],
+            "volumes": [{"name": "shared", "hostPath": {"path": dir}}],
+        },
+    });
+    pod.to_string()
 }
 
 fn container_state<'a>(pod: &'a Value, name: &str) -> &'a Value {
@@ -575,26 +596,10 @@ async fn kubectl_delete_stops_a_pod_with_sigterm_within_its_grace_period() -> Re
     let node = Node::start().await?;
     let shared = node.data_dir().join("shared");
     std::fs::create_dir_all(&shared)?;
-    node.apply(&format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata:
-  name: graceful
-spec:
-  containers:
-  - name: main
-    image: keelson.test/busybox:1
-    command: ["sh", "-c", "trap 'echo TERM > /shared/signal; exit 0' TERM; echo up > /shared/up; while true; do sleep 0.2; done"]
-    volumeMounts:
-    - name: shared
-      mountPath: /shared
-  volumes:
-  - name: shared
-    hostPath:
-      path: {}
-"#,
-        shared.display()
+    node.apply(&shared_dir_pod(
+        "graceful",
+        "trap 'echo TERM > /shared/signal; exit 0' TERM; echo up > /shared/up; while true; do sleep 0.2; done",
+        &shared,
     ))?;
     node.wait_pod("graceful", Duration::from_secs(60), |p| {
         p["status"]["phase"] == "Running"
@@ -686,26 +691,10 @@ async fn a_static_pod_runs_without_the_api_server_and_is_mirrored_when_it_comes(
     std::fs::create_dir_all(&shared)?;
     std::fs::write(
         manifests.join("web.yaml"),
-        format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: static-web
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: keelson.test/busybox:1
-    command: ["sh", "-c", "echo ran > /shared/ran; exec sleep 600"]
-    volumeMounts:
-    - name: shared
-      mountPath: /shared
-  volumes:
-  - name: shared
-    hostPath:
-      path: {}
-"#,
-            shared.display()
+        shared_dir_pod(
+            "static-web",
+            "echo ran > /shared/ran; exec sleep 600",
+            &shared,
         ),
     )?;
     let root = kubelet_dir.0.display().to_string();
