@@ -769,3 +769,128 @@ async fn a_static_pod_runs_without_the_api_server_and_is_mirrored_when_it_comes(
     .context("the mirror pod was not created again")?;
     Ok(())
 }
+
+const SECURE_POD: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+data:
+  password: czNjcmV0
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: secure
+  labels:
+    tier: backend
+spec:
+  terminationGracePeriodSeconds: 5
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+  containers:
+  - name: main
+    image: keelson.test/busybox:1
+    command: ["sleep", "600"]
+    securityContext:
+      readOnlyRootFilesystem: true
+    env:
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: TIER
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.labels['tier']
+    - name: POD_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.podIP
+    volumeMounts:
+    - name: creds
+      mountPath: /creds
+    - name: info
+      mountPath: /info
+    - name: scratch
+      mountPath: /scratch
+    - name: shared
+      mountPath: /shared
+    lifecycle:
+      postStart:
+        exec:
+          command: ["sh", "-c", "echo started > /scratch/poststart"]
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo stopping > /shared/prestop"]
+    startupProbe:
+      exec:
+        command: ["sh", "-c", "test -f /scratch/poststart"]
+      periodSeconds: 1
+    readinessProbe:
+      exec:
+        command:
+        - sh
+        - -c
+        - >-
+          test "$(id -u)" = 1000 && test "$(id -g)" = 3000 && ! touch /written 2>/dev/null &&
+          test "$POD_NAME" = secure && test "$TIER" = backend && test -n "$POD_IP" &&
+          grep -q s3cret /creds/password && grep -q 'tier="backend"' /info/labels &&
+          test "$(hostname)" = secure
+      periodSeconds: 1
+  volumes:
+  - name: creds
+    secret:
+      secretName: creds
+  - name: info
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef:
+          fieldPath: metadata.labels
+  - name: scratch
+    emptyDir: {}
+  - name: shared
+    hostPath:
+      path: SHARED
+"#;
+
+/// The oldest kubectl drives a pod that checks from inside what the kubelet set up: user and
+/// group, a read-only root, downward API env and files, a Secret volume, the host name, the
+/// postStart hook (gating the startup probe); its preStop hook runs on deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_context_downward_api_secrets_and_hooks_with_kubectl_1_32() -> Result<()> {
+    let node = Node::start().await?;
+    let shared = node.data_dir().join("secure-shared");
+    std::fs::create_dir_all(&shared)?;
+    // The container runs as uid 1000 and writes here.
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+    let yaml = SECURE_POD.replace("SHARED", &shared.display().to_string());
+    node.server
+        .kubectl_stdin("1.32", &["apply", "-f", "-"], &yaml)?;
+    node.server.kubectl_ok(
+        "1.32",
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/secure",
+            "--timeout=60s",
+        ],
+    )?;
+    let pods = node.pods().await?;
+    let pod = serde_json::to_value(pods.get("secure").await?)?;
+    assert_eq!(container_state(&pod, "main")["started"], true);
+    assert_eq!(container_state(&pod, "main")["restartCount"], 0);
+    let out = node.server.kubectl_ok("1.32", &["get", "pod", "secure"])?;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("secure") && l.contains("1/1") && l.contains("Running")),
+        "{out}"
+    );
+    node.server
+        .kubectl_ok("1.32", &["delete", "pod", "secure"])?;
+    let prestop = std::fs::read_to_string(shared.join("prestop")).unwrap_or_default();
+    assert_eq!(prestop.trim(), "stopping", "the preStop hook did not run");
+    Ok(())
+}
