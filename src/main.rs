@@ -98,6 +98,18 @@ struct KubeletArgs {
     /// Where /healthz, /readyz and /metrics are served (plain HTTP).
     #[arg(long, default_value = "127.0.0.1:10248")]
     health_address: SocketAddr,
+    /// `containerd` (this host is the node) or `simulated` (nodes without processes, for
+    /// scale tests: pods run after --simulated-start-delay-ms; pods that do not restart
+    /// forever complete after --simulated-run-for-ms).
+    #[arg(long, default_value = "containerd", value_parser = ["containerd", "simulated"])]
+    runtime: String,
+    /// With `--runtime simulated`: how many nodes (named NODE-NAME-0, -1, ...).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    #[arg(long, default_value_t = 500)]
+    simulated_start_delay_ms: u64,
+    #[arg(long, default_value_t = 5000)]
+    simulated_run_for_ms: u64,
 }
 
 fn hostname() -> String {
@@ -133,6 +145,7 @@ fn kubelet_config(
         logger_binary: std::env::current_exe().ok(),
         health_address,
         pod_manifest_path: node.pod_manifest_path,
+        simulated: None,
     }
 }
 
@@ -241,14 +254,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ContainerLogger { .. } => Ok(()),
         Command::Kubelet(args) => {
             let node_name = args.node_name.unwrap_or_else(hostname);
-            keelson_kubelet::agent::run(kubelet_config(
+            let mut config = kubelet_config(
                 args.kubeconfig,
                 node_name,
                 args.node,
                 PathBuf::from(DEFAULT_KUBELET_ROOT),
                 args.health_address,
-            ))
-            .await?;
+            );
+            if args.runtime == "simulated" {
+                config.simulated = Some(keelson_kubelet::agent::Simulated {
+                    nodes: args.nodes,
+                    timings: keelson_kubelet::runtime::simulated::Timings {
+                        start_delay: std::time::Duration::from_millis(
+                            args.simulated_start_delay_ms,
+                        ),
+                        run_for: std::time::Duration::from_millis(args.simulated_run_for_ms),
+                    },
+                });
+            }
+            keelson_kubelet::agent::run(config).await?;
             Ok(())
         }
         Command::Image {

@@ -54,6 +54,8 @@ pub struct Config {
     pub health_address: SocketAddr,
     /// A folder of static pod manifests, run without the API server.
     pub pod_manifest_path: Option<PathBuf>,
+    /// Run simulated nodes instead of this host on containerd.
+    pub simulated: Option<Simulated>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,37 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let client = started.client.clone();
     std::fs::create_dir_all(&config.root_dir)
         .map_err(|e| Error::Other(format!("{}: {e}", config.root_dir.display())))?;
+    let nodes = match config.simulated {
+        Some(sim) => simulated_nodes(&config, sim),
+        None => vec![containerd_node(&config).await?],
+    };
+    started.ready.store(true, Ordering::Relaxed);
+    let node_tasks = nodes
+        .into_iter()
+        .map(|node| run_node(client.clone(), node, &config));
+    tokio::select! {
+        e = started.lost() => Err(e.into()),
+        r = futures::future::try_join_all(node_tasks) => r.map(|_| ()),
+    }
+}
+
+/// Simulated nodes (`--runtime simulated`): how many, and how their containers behave.
+#[derive(Clone, Copy, Debug)]
+pub struct Simulated {
+    pub nodes: usize,
+    pub timings: crate::runtime::simulated::Timings,
+}
+
+/// One node this process runs: its description, runtime, pod network and root dir.
+struct NodeParts {
+    spec: NodeSpec,
+    runtime: Arc<dyn Runtime>,
+    network: Arc<dyn crate::network::Network>,
+    root_dir: PathBuf,
+    host_ip: String,
+}
+
+async fn containerd_node(config: &Config) -> Result<NodeParts, Error> {
     let socket = match &config.containerd_socket {
         Some(s) => s.clone(),
         None => start_containerd(&config.root_dir.join("containerd")).await?,
@@ -91,22 +124,75 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
     let version = runtime.version().await?;
     let host_ip = host_ip();
-    let mut node = NodeSpec::from_host(&config.node_name, &config.root_dir, &version);
-    node.addresses = vec![
+    let mut spec = NodeSpec::from_host(&config.node_name, &config.root_dir, &version);
+    spec.addresses = vec![
         ("InternalIP".into(), host_ip.clone()),
         ("Hostname".into(), config.node_name.clone()),
     ];
-    node.pod_cidr = Some(config.network.subnet.clone());
+    spec.pod_cidr = Some(config.network.subnet.clone());
+    Ok(NodeParts {
+        spec,
+        runtime,
+        network: Arc::new(Cni::new(config.network.clone())),
+        root_dir: config.root_dir.clone(),
+        host_ip,
+    })
+}
+
+/// `nodes` simulated nodes named NODE-0, NODE-1, ... (or NODE when there is one), each
+/// with a runtime and pod addresses of its own.
+fn simulated_nodes(config: &Config, sim: Simulated) -> Vec<NodeParts> {
+    (0..sim.nodes.max(1))
+        .map(|i| {
+            let name = if sim.nodes <= 1 {
+                config.node_name.clone()
+            } else {
+                format!("{}-{i}", config.node_name)
+            };
+            // 100.64.0.0/10-style addresses, one /16 per node; never contacted.
+            let prefix = [100 + (i >> 8) as u8, (i & 0xff) as u8];
+            let mut spec = NodeSpec::new(&name);
+            spec.pod_cidr = Some(format!("{}.{}.0.0/16", prefix[0], prefix[1]));
+            let host_ip = format!("{}.{}.0.1", prefix[0], prefix[1]);
+            spec.addresses = vec![
+                ("InternalIP".into(), host_ip.clone()),
+                ("Hostname".into(), name.clone()),
+            ];
+            NodeParts {
+                root_dir: config.root_dir.join(&name),
+                spec,
+                runtime: Arc::new(crate::runtime::simulated::SimulatedRuntime::new(
+                    sim.timings,
+                )),
+                network: Arc::new(crate::network::SimulatedNetwork::new(prefix)),
+                host_ip,
+            }
+        })
+        .collect()
+}
+
+/// Registers one node and runs its pods until the process ends.
+async fn run_node(client: kube::Client, node: NodeParts, config: &Config) -> Result<(), Error> {
+    let NodeParts {
+        spec,
+        runtime,
+        network,
+        root_dir,
+        host_ip,
+    } = node;
     // Registration waits for the API server in the background: static pods run before.
     let (node_uid_tx, node_uid_rx) = tokio::sync::watch::channel(None::<String>);
-    let _registration = tokio::spawn(register(client.clone(), node.clone(), node_uid_tx));
-    tracing::info!(node = %node.name, runtime = %version, %host_ip, "kubelet starting");
-    let cni = Arc::new(Cni::new(config.network.clone()));
+    let _registration = AbortOnDrop(tokio::spawn(register(
+        client.clone(),
+        spec.clone(),
+        node_uid_tx,
+    )));
+    tracing::info!(node = %spec.name, runtime = %spec.container_runtime_version, %host_ip, "kubelet starting");
     let allocatable = [
-        ("cpu", &node.cpu),
-        ("memory", &node.memory),
-        ("ephemeral-storage", &node.ephemeral_storage),
-        ("pods", &node.pods),
+        ("cpu", &spec.cpu),
+        ("memory", &spec.memory),
+        ("ephemeral-storage", &spec.ephemeral_storage),
+        ("pods", &spec.pods),
     ]
     .into_iter()
     .map(|(k, v)| {
@@ -116,26 +202,30 @@ pub async fn run(config: Config) -> Result<(), Error> {
         )
     })
     .collect();
+    let log_dir = if config.simulated.is_some() {
+        root_dir.join("logs")
+    } else {
+        config.log_dir.clone()
+    };
     let shared = Arc::new(Shared {
         client: client.clone(),
-        runtime: runtime.clone(),
-        cni: cni.clone(),
+        runtime,
+        cni: network,
         events: EventSink::new(client.clone(), "kubelet"),
         source: Arc::new(ApiObjectSource::new(client.clone())),
-        node_name: config.node_name.clone(),
+        node_name: spec.name.clone(),
         host_ip,
-        root_dir: config.root_dir.clone(),
-        log_dir: config.log_dir.clone(),
+        root_dir,
+        log_dir,
         allocatable,
     });
-    started.ready.store(true, Ordering::Relaxed);
     let (static_tx, static_rx) = tokio::sync::watch::channel(Vec::new());
-    let _mirrors = tokio::spawn(sync_mirror_pods(
+    let _mirrors = AbortOnDrop(tokio::spawn(sync_mirror_pods(
         client.clone(),
-        config.node_name.clone(),
+        spec.name.clone(),
         node_uid_rx,
         static_rx,
-    ));
+    )));
     let agent = Agent {
         shared,
         workers: HashMap::new(),
@@ -144,9 +234,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
         manifests: config.pod_manifest_path.clone(),
         static_tx,
     };
-    tokio::select! {
-        e = started.lost() => Err(e.into()),
-        r = agent.run(client, &config.node_name) => r,
+    agent.run(client, &spec.name).await
+}
+
+/// Aborts a background task when the owner goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

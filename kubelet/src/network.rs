@@ -657,6 +657,85 @@ async fn delete_netns(path: &Path, mounted: bool) -> Result<()> {
     }
 }
 
+/// A pod network provider: the CNI plugins, or addresses handed out without any
+/// interfaces for simulated nodes.
+#[async_trait::async_trait]
+pub trait Network: Send + Sync {
+    async fn setup(&self, pod_key: &str) -> Result<PodNetwork>;
+    async fn teardown(&self, pod_key: &str) -> Result<()>;
+    async fn recorded_pods(&self) -> Vec<String>;
+}
+
+#[async_trait::async_trait]
+impl Network for Cni {
+    async fn setup(&self, pod_key: &str) -> Result<PodNetwork> {
+        Cni::setup(self, pod_key).await
+    }
+
+    async fn teardown(&self, pod_key: &str) -> Result<()> {
+        Cni::teardown(self, pod_key).await
+    }
+
+    async fn recorded_pods(&self) -> Vec<String> {
+        Cni::recorded_pods(self).await
+    }
+}
+
+/// Addresses for simulated pods: the next free host of a /16, no namespace, no interface.
+pub struct SimulatedNetwork {
+    prefix: [u8; 2],
+    pods: StdMutex<HashMap<String, u16>>,
+}
+
+impl SimulatedNetwork {
+    /// Pods get `A.B.x.y` addresses.
+    pub fn new(prefix: [u8; 2]) -> SimulatedNetwork {
+        SimulatedNetwork {
+            prefix,
+            pods: StdMutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Network for SimulatedNetwork {
+    async fn setup(&self, pod_key: &str) -> Result<PodNetwork> {
+        let mut pods = self
+            .pods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let host = match pods.get(pod_key) {
+            Some(h) => *h,
+            None => {
+                let used: std::collections::HashSet<u16> = pods.values().copied().collect();
+                let host = (2..u16::MAX)
+                    .find(|h| !used.contains(h))
+                    .ok_or_else(|| NetworkError::Config("no free simulated address".into()))?;
+                pods.insert(pod_key.to_string(), host);
+                host
+            }
+        };
+        let [a, b] = self.prefix;
+        Ok(PodNetwork {
+            netns_path: PathBuf::new(),
+            ip: format!("{a}.{b}.{}.{}", host >> 8, host & 0xff),
+            gateway: None,
+        })
+    }
+
+    async fn teardown(&self, pod_key: &str) -> Result<()> {
+        self.pods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(pod_key);
+        Ok(())
+    }
+
+    async fn recorded_pods(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

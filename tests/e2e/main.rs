@@ -13,3 +13,4 @@ mod kubelet;
 mod priority;
 mod robustness;
 mod scheduler;
+mod simulated;

@@ -18,7 +18,7 @@ use super::plan::{self, Action, Backoff, Instance, KillReason, Observed};
 use super::source::ObjectSource;
 use super::status::{self, StatusInput};
 use super::{env, etc_files, volumes};
-use crate::network::{Cni, PodNetwork};
+use crate::network::{Network, PodNetwork};
 use crate::probe::{self, ProbeHandle, ProbeKind, ProbeResult, ProbeTarget};
 use crate::runtime::{normalize_reference, ContainerSpec, ContainerState, Runtime, RuntimeError};
 
@@ -42,7 +42,7 @@ const DEFAULT_GRACE: i64 = 30;
 pub struct Shared {
     pub client: kube::Client,
     pub runtime: Arc<dyn Runtime>,
-    pub cni: Arc<Cni>,
+    pub cni: Arc<dyn Network>,
     pub events: EventSink,
     pub source: Arc<dyn ObjectSource>,
     pub node_name: String,
@@ -694,6 +694,10 @@ impl Worker {
             let Some(c) = find_container(pod, &i.name) else {
                 continue;
             };
+            // Simulated containers have nothing to probe: they count as healthy.
+            if self.shared.runtime.simulated() {
+                continue;
+            }
             let kinds = [
                 (ProbeKind::Startup, c.startup_probe.clone()),
                 (ProbeKind::Readiness, c.readiness_probe.clone()),
@@ -772,8 +776,9 @@ impl Worker {
                 continue;
             }
             started.insert(i.id.clone());
-            let has_readiness =
-                find_container(pod, &i.name).is_some_and(|c| c.readiness_probe.is_some());
+            // Simulated containers have nothing to probe: running is ready.
+            let has_readiness = !self.shared.runtime.simulated()
+                && find_container(pod, &i.name).is_some_and(|c| c.readiness_probe.is_some());
             let ok = if has_readiness {
                 self.probe_result(&i.id, ProbeKind::Readiness) == Some(ProbeResult::Success)
             } else {
@@ -1065,6 +1070,15 @@ pub fn container_spec(
         (LABEL_ATTEMPT.to_string(), attempt.to_string()),
         (LABEL_INIT.to_string(), init.to_string()),
         (LABEL_SPEC_HASH.to_string(), plan::spec_hash(c)),
+        (
+            crate::runtime::simulated::LABEL_FINITE.to_string(),
+            (spec
+                .and_then(|s| s.restart_policy.as_deref())
+                .unwrap_or("Always")
+                != "Always"
+                || init)
+                .to_string(),
+        ),
     ]);
     ContainerSpec {
         id: container_runtime_id(&pod_ref.uid, &c.name, attempt),

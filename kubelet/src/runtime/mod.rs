@@ -4,6 +4,7 @@ pub mod containerd;
 mod exec;
 pub mod image;
 mod pull;
+pub mod simulated;
 pub use pull::normalize_reference;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,10 @@ pub trait Runtime: Send + Sync {
     async fn pull_image(&self, reference: &str, auth: Option<&RegistryAuth>) -> Result<()>;
     /// Runs a command in a running container and waits for it (at most `timeout`).
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
+    /// No real processes: there is nothing for network probes to reach.
+    fn simulated(&self) -> bool {
+        false
+    }
 }
 
 /// Credentials for a registry (from an imagePullSecret).
