@@ -23,6 +23,10 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Leave the pods to real kubelets (simulated nodes, say) instead of the stand-in that
+    /// marks them Ready.
+    #[arg(long)]
+    no_readier: bool,
 }
 
 #[tokio::main]
@@ -30,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = kube::Client::try_from(keelson_bench::config(&args.kubeconfig).await?)?;
     keelson_bench::ensure_namespace(&client, &args.namespace).await?;
-    let _readier = PodReadier::start(client.clone(), |_| true);
+    let _readier = (!args.no_readier).then(|| PodReadier::start(client.clone(), |_| true));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &args.namespace);
     let deployment: Deployment = serde_json::from_value(serde_json::json!({
