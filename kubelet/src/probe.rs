@@ -141,6 +141,12 @@ pub struct ProbeTarget {
     pub container_id: String,
     /// The container's ports: named ports of httpGet and tcpSocket resolve against them.
     pub ports: Vec<ContainerPort>,
+    /// The container's static env (`value` entries): `$(VAR)` in exec commands expands
+    /// against it, as upstream's ExpandContainerCommandOnlyStatic.
+    pub env: Vec<(String, String)>,
+    /// When the container started: `initialDelaySeconds` counts from there (a restarted
+    /// kubelet adopting a running container does not wait again). None: now.
+    pub started_at: Option<std::time::SystemTime>,
 }
 
 /// A probe's timing with upstream's defaults for unset (or nonsensical) fields.
@@ -269,8 +275,22 @@ pub async fn run_check(probe: &Probe, target: &ProbeTarget, runtime: &dyn Runtim
     let timeout = ProbeTiming::of(probe).timeout;
     let pod_ip = target.pod_ip.as_deref().filter(|ip| !ip.is_empty());
     if let Some(exec) = &probe.exec {
-        let command = exec.command.as_deref().unwrap_or_default();
-        return exec_check(runtime, &target.container_id, command, timeout).await;
+        let command: Vec<String> = exec
+            .command
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|arg| {
+                crate::pod::env::expand(arg, |name| {
+                    target
+                        .env
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                })
+            })
+            .collect();
+        return exec_check(runtime, &target.container_id, &command, timeout).await;
     }
     if let Some(action) = &probe.http_get {
         return http_get_check(action, pod_ip, &target.ports, timeout).await;
@@ -964,15 +984,19 @@ impl Drop for ProbeHandle {
     }
 }
 
-/// Starts probing a container that has just started (`initialDelaySeconds` counts from
-/// now). A liveness or readiness probe waits for [`ProbeHandle::set_started`].
+/// Starts probing a container (`initialDelaySeconds` counts from its start). A liveness or readiness probe waits for [`ProbeHandle::set_started`].
 pub fn spawn_probe(
     kind: ProbeKind,
     probe: Probe,
     target: ProbeTarget,
     runtime: Arc<dyn Runtime>,
 ) -> ProbeHandle {
-    let timing = ProbeTiming::of(&probe);
+    let mut timing = ProbeTiming::of(&probe);
+    let running_for = target
+        .started_at
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default();
+    timing.initial_delay = timing.initial_delay.saturating_sub(running_for);
     let probe = Arc::new(probe);
     let target = Arc::new(target);
     let check = move || -> CheckFuture {
@@ -1888,5 +1912,58 @@ L1icgkNiYwUwD26dHm0la0rxNEihRANCAASaaxREZxrk6aIS/F3wxvcyAPsWao/7
         assert_eq!(script.calls(), 2);
         rx.borrow_and_update();
         assert!(rx.changed().await.is_err(), "closed with the handle");
+    }
+}
+
+#[cfg(test)]
+mod adoption_tests {
+    use super::*;
+    use crate::runtime::simulated::{SimulatedRuntime, Timings};
+    use crate::runtime::ContainerSpec;
+    use k8s_openapi::api::core::v1::ExecAction;
+
+    /// The initial delay counts from the container's start: a kubelet that adopts a
+    /// container running for an hour probes it at once.
+    #[tokio::test]
+    async fn the_initial_delay_counts_from_the_container_start() {
+        let runtime = Arc::new(SimulatedRuntime::new(Timings {
+            start_delay: Duration::ZERO,
+            run_for: Duration::from_secs(3600),
+        }));
+        let spec = ContainerSpec {
+            id: "c".into(),
+            ..Default::default()
+        };
+        runtime.start(&spec).await.expect("start");
+        let probe = Probe {
+            exec: Some(ExecAction {
+                command: Some(vec!["true".into()]),
+            }),
+            initial_delay_seconds: Some(600),
+            period_seconds: Some(1),
+            ..Default::default()
+        };
+        let probe_from = |started_at| {
+            let target = ProbeTarget {
+                container_id: "c".into(),
+                started_at,
+                ..Default::default()
+            };
+            let handle = spawn_probe(
+                ProbeKind::Readiness,
+                probe.clone(),
+                target,
+                runtime.clone() as Arc<dyn Runtime>,
+            );
+            handle.set_started(true);
+            handle
+        };
+        let adopted = probe_from(Some(
+            std::time::SystemTime::now() - Duration::from_secs(3600),
+        ));
+        let fresh = probe_from(None);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(adopted.result(), ProbeResult::Success);
+        assert!(matches!(fresh.result(), ProbeResult::Failure { .. }));
     }
 }

@@ -453,22 +453,30 @@ async fn pods_complete_fail_crash_loop_and_follow_their_probes() -> Result<()> {
     let log = node
         .data_dir()
         .join(format!("kubelet/logs/default_done_{uid}/main/0.log"));
-    let text = std::fs::read_to_string(&log).with_context(|| log.display().to_string())?;
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    for (line, (stream, message)) in lines
-        .iter()
-        .zip([("stdout", "finished"), ("stderr", "oops")])
-    {
+    // The logger process writes on its own schedule: give it a moment after the exit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 2 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(text.lines().count(), 2, "{text}");
+    // stdout and stderr are two pipes: their lines may land in either order.
+    let mut records: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
         let mut parts = line.splitn(4, ' ');
         let time = parts.next().unwrap_or_default();
         assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{line}");
-        assert_eq!(
-            parts.collect::<Vec<_>>(),
-            vec![stream, "F", message],
-            "{line}"
-        );
+        records.push(parts.collect());
     }
+    records.sort();
+    assert_eq!(
+        records,
+        vec![vec!["stderr", "F", "oops"], vec!["stdout", "F", "finished"]],
+        "{text}"
+    );
 
     // An image no registry serves: ErrImagePull, then ImagePullBackOff.
     node.wait_pod("badimage", minute, |p| {

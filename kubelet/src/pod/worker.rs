@@ -709,10 +709,22 @@ impl Worker {
                 if self.probes.handles.contains_key(&key) {
                     continue;
                 }
+                let started_at = match i.state {
+                    ContainerState::Running { started_at, .. } => Some(started_at),
+                    _ => None,
+                };
+                let env = c
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                    .collect();
                 let target = ProbeTarget {
                     pod_ip: pod_ip.map(str::to_string),
                     container_id: id.to_string(),
                     ports: c.ports.clone().unwrap_or_default(),
+                    env,
+                    started_at,
                 };
                 let handle = probe::spawn_probe(kind, probe, target, self.shared.runtime.clone());
                 let mut rx = handle.subscribe();

@@ -118,16 +118,17 @@ async fn exec_runs_commands_in_running_containers() {
     // An exec probe: ready while /tmp/healthy exists, not ready once it is gone.
     let probe = Probe {
         exec: Some(ExecAction {
-            command: Some(args(&["sh", "-c", "test -f /tmp/healthy"])),
+            // $(HEALTH_FILE) expands from the container's static env, as upstream.
+            command: Some(args(&["sh", "-c", "test -f $(HEALTH_FILE)"])),
         }),
         period_seconds: Some(1),
         failure_threshold: Some(2),
         ..Default::default()
     };
     let target = ProbeTarget {
-        pod_ip: None,
         container_id: "sleeper".into(),
-        ports: Vec::new(),
+        env: vec![("HEALTH_FILE".into(), "/tmp/healthy".into())],
+        ..Default::default()
     };
     let runtime: Arc<dyn Runtime> = rt.clone();
     let readiness = spawn_probe(ProbeKind::Readiness, probe, target, runtime);
