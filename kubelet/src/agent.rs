@@ -571,25 +571,18 @@ fn host_ip() -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
-/// Starts containerd with its root and state under `dir` (when none answers on its
-/// socket there already: a restarted kubelet finds the one it started before, with the
-/// containers still running). Returns the socket.
-pub async fn start_containerd(dir: &Path) -> Result<PathBuf, Error> {
-    let socket = dir.join("containerd.sock");
-    if containerd_answers(&socket).await {
-        return Ok(socket);
-    }
-    let io = |e: std::io::Error| Error::Other(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
+/// containerd with its configuration, root, state, socket (`containerd.sock`) and log
+/// (`containerd.log`) under `dir`, ready to spawn.
+pub fn containerd_command(dir: &Path) -> std::io::Result<std::process::Command> {
+    std::fs::create_dir_all(dir)?;
     let config = dir.join("config.toml");
     // Only the plain containerd services: Keelson is its own CRI.
     std::fs::write(
         &config,
         "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
-    )
-    .map_err(io)?;
-    let log = std::fs::File::create(dir.join("containerd.log")).map_err(io)?;
-    let log2 = log.try_clone().map_err(io)?;
+    )?;
+    let log = std::fs::File::create(dir.join("containerd.log"))?;
+    let socket = dir.join("containerd.sock");
     let _ = std::fs::remove_file(&socket);
     let mut command = std::process::Command::new("containerd");
     command
@@ -602,8 +595,21 @@ pub async fn start_containerd(dir: &Path) -> Result<PathBuf, Error> {
         .arg("--address")
         .arg(&socket)
         .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Ok(command)
+}
+
+/// Starts containerd with its root and state under `dir` (when none answers on its
+/// socket there already: a restarted kubelet finds the one it started before, with the
+/// containers still running). Returns the socket.
+pub async fn start_containerd(dir: &Path) -> Result<PathBuf, Error> {
+    let socket = dir.join("containerd.sock");
+    if containerd_answers(&socket).await {
+        return Ok(socket);
+    }
+    let mut command =
+        containerd_command(dir).map_err(|e| Error::Other(format!("{}: {e}", dir.display())))?;
     // Its own process group: a Ctrl-C of `keelson server` leaves containerd (and the
     // containers) running, as a node's containerd outlives its kubelet.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);

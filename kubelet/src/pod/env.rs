@@ -43,6 +43,10 @@ pub struct PodContext {
     pub resolv_conf: PathBuf,
     /// The host's hosts file, which hostNetwork pods see.
     pub hosts_file: PathBuf,
+    /// Services that cannot be listed leave the service links out instead of failing the
+    /// container: static pods start while the API server is away (as upstream before its
+    /// service informer has synced).
+    pub services_optional: bool,
 }
 
 impl Default for PodContext {
@@ -58,6 +62,7 @@ impl Default for PodContext {
             cluster_dns: Vec::new(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             hosts_file: PathBuf::from("/etc/hosts"),
+            services_optional: false,
         }
     }
 }
@@ -163,7 +168,10 @@ pub async fn container_env(
         .as_ref()
         .and_then(|s| s.enable_service_links)
         .unwrap_or(true);
-    let service_env = service_env(namespace, enable_links, source).await?;
+    let service_env = match service_env(namespace, enable_links, source).await {
+        Err(EnvError::Services) if ctx.services_optional => BTreeMap::new(),
+        other => other?,
+    };
     let mut objects = Objects::new(namespace, source);
     let mut env = OrderedEnv::default();
 

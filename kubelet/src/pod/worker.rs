@@ -409,6 +409,7 @@ impl Worker {
             host_ip: Some(self.shared.host_ip.clone()),
             host_ips: vec![self.shared.host_ip.clone()],
             node_allocatable: self.shared.allocatable.clone(),
+            services_optional: self.is_static,
             ..Default::default()
         }
     }
@@ -473,12 +474,7 @@ impl Worker {
             return Ok(());
         };
         let image = self.ensure_image(pod, &c).await?;
-        let source: &dyn ObjectSource = if self.is_static {
-            &WithoutServices(self.shared.source.as_ref())
-        } else {
-            self.shared.source.as_ref()
-        };
-        let env = env::container_env(pod, &c, ctx, source)
+        let env = env::container_env(pod, &c, ctx, self.shared.source.as_ref())
             .await
             .map_err(|e| config_error(e.to_string()))?;
         let volumes = self
@@ -945,58 +941,6 @@ impl Worker {
     }
 }
 
-/// The object source of a static pod: it must start while the API server is away, so
-/// the service links it cannot list are left out (as upstream does before its service
-/// informer has synced).
-struct WithoutServices<'a>(&'a dyn ObjectSource);
-
-#[async_trait::async_trait]
-impl ObjectSource for WithoutServices<'_> {
-    async fn config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> super::source::Result<Option<k8s_openapi::api::core::v1::ConfigMap>> {
-        self.0.config_map(namespace, name).await
-    }
-
-    async fn secret(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> super::source::Result<Option<k8s_openapi::api::core::v1::Secret>> {
-        self.0.secret(namespace, name).await
-    }
-
-    async fn services(
-        &self,
-        namespace: &str,
-    ) -> super::source::Result<Vec<k8s_openapi::api::core::v1::Service>> {
-        Ok(self.0.services(namespace).await.unwrap_or_default())
-    }
-
-    async fn service_account_token(
-        &self,
-        namespace: &str,
-        service_account: &str,
-        audience: Option<&str>,
-        expiration_seconds: i64,
-        pod_name: &str,
-        pod_uid: &str,
-    ) -> super::source::Result<Option<String>> {
-        self.0
-            .service_account_token(
-                namespace,
-                service_account,
-                audience,
-                expiration_seconds,
-                pod_name,
-                pod_uid,
-            )
-            .await
-    }
-}
-
 fn config_error(message: String) -> (String, String) {
     ("CreateContainerConfigError".into(), message)
 }
@@ -1033,12 +977,6 @@ fn hook_command(c: &Container, post: bool) -> Option<Vec<String>> {
     handler.exec.as_ref()?.command.clone()
 }
 
-fn quantity(
-    q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-) -> Option<keelson_apimachinery::quantity::Quantity> {
-    q.and_then(|q| keelson_apimachinery::quantity::Quantity::parse(&q.0).ok())
-}
-
 /// The runtime's description of a container of `pod`.
 #[allow(clippy::too_many_arguments)]
 pub fn container_spec(
@@ -1064,7 +1002,13 @@ pub fn container_spec(
         (None, None) => None,
         (u, g) => Some((u.unwrap_or(0).max(0) as u32, g.unwrap_or(0).max(0) as u32)),
     };
-    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+    let limit = |resource: &str| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(resource))
+            .and_then(|q| keelson_apimachinery::quantity::Quantity::parse(&q.0).ok())
+    };
     let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
     let hostname = if host_network {
         None
@@ -1109,9 +1053,7 @@ pub fn container_spec(
             .and_then(|s| s.read_only_root_filesystem)
             .unwrap_or(false),
         privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
-        cpu_limit_milli: quantity(limits.and_then(|l| l.get("cpu")))
-            .map(|q| q.milli_value() as i64),
-        memory_limit_bytes: quantity(limits.and_then(|l| l.get("memory")))
-            .map(|q| q.value() as i64),
+        cpu_limit_milli: limit("cpu").map(|q| q.milli_value() as i64),
+        memory_limit_bytes: limit("memory").map(|q| q.value() as i64),
     }
 }

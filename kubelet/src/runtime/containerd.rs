@@ -138,10 +138,12 @@ fn is_index(media_type: &str) -> bool {
     media_type == MEDIA_INDEX_OCI || media_type == MEDIA_INDEX_DOCKER
 }
 
-/// Picks the linux/amd64 (or platform-less) manifest of an index.
-fn pick_platform_manifest(index: &serde_json::Value) -> Option<&serde_json::Value> {
-    let manifests = index.get("manifests")?.as_array()?;
-    manifests
+/// The linux/amd64 (or platform-less) manifest of an index: the one the kubelet pulls and
+/// runs.
+pub(super) fn platform_manifest(index: &serde_json::Value) -> Option<&serde_json::Value> {
+    index
+        .get("manifests")?
+        .as_array()?
         .iter()
         .find(|m| match m.get("platform") {
             None => true,
@@ -150,7 +152,12 @@ fn pick_platform_manifest(index: &serde_json::Value) -> Option<&serde_json::Valu
                     && p.get("architecture").and_then(|v| v.as_str()) == Some("amd64")
             }
         })
-        .or_else(|| manifests.first())
+}
+
+/// The manifest of an image already in the store: the platform one, else the first (an
+/// imported layout may name no platform at all).
+fn pick_platform_manifest(index: &serde_json::Value) -> Option<&serde_json::Value> {
+    platform_manifest(index).or_else(|| index.get("manifests")?.as_array()?.first())
 }
 
 fn parse_json(what: &str, data: &[u8]) -> Result<serde_json::Value> {

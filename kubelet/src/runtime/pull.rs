@@ -103,23 +103,6 @@ fn is_loopback_registry(registry: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The manifest of an index that the kubelet runs: the first linux/amd64 one, or one
-/// without a platform. The same rule as the runtime's when it reads the image back, so
-/// that the manifest fetched here is the one a container starts from.
-fn platform_manifest(index: &serde_json::Value) -> Option<&serde_json::Value> {
-    index
-        .get("manifests")?
-        .as_array()?
-        .iter()
-        .find(|m| match m.get("platform") {
-            None => true,
-            Some(p) => {
-                p.get("os").and_then(|v| v.as_str()) == Some("linux")
-                    && p.get("architecture").and_then(|v| v.as_str()) == Some("amd64")
-            }
-        })
-}
-
 fn is_index(media_type: &str) -> bool {
     media_type == MEDIA_INDEX_OCI || media_type == MEDIA_INDEX_DOCKER
 }
@@ -327,7 +310,7 @@ pub(super) async fn pull(
     blobs.insert(top_digest.clone(), top_body);
 
     let manifest = if is_index(&top_media_type) {
-        let entry = platform_manifest(&top_json).ok_or_else(|| {
+        let entry = super::containerd::platform_manifest(&top_json).ok_or_else(|| {
             failure.not_found("no match for platform in manifest: not found (want linux/amd64)")
         })?;
         let desc = descriptor(entry, "index entry").map_err(|e| failure.other(e))?;
@@ -529,16 +512,16 @@ mod tests {
             ]
         });
         assert_eq!(
-            platform_manifest(&index).expect("picked")["digest"],
+            crate::runtime::containerd::platform_manifest(&index).expect("picked")["digest"],
             "sha256:amd"
         );
         let arm_only = serde_json::json!({
             "manifests": [{"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}}]
         });
-        assert!(platform_manifest(&arm_only).is_none());
+        assert!(crate::runtime::containerd::platform_manifest(&arm_only).is_none());
         let no_platform = serde_json::json!({"manifests": [{"digest": "sha256:any"}]});
         assert_eq!(
-            platform_manifest(&no_platform).expect("picked")["digest"],
+            crate::runtime::containerd::platform_manifest(&no_platform).expect("picked")["digest"],
             "sha256:any"
         );
     }

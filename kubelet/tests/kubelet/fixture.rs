@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use keelson_kubelet::runtime::containerd::ContainerdRuntime;
@@ -16,6 +16,10 @@ pub(crate) const NAMESPACE: &str = "keelson";
 /// A private containerd; killed (with whatever containers it still runs) on drop.
 pub(crate) struct Containerd {
     child: Child,
+    /// A containerd namespace of this test's own: runc keeps container state under
+    /// /run/containerd/runc/<namespace>/<id> whatever containerd's root, so tests that
+    /// run at once must not share a namespace.
+    pub(crate) namespace: String,
     pub(crate) socket: PathBuf,
     log: PathBuf,
 }
@@ -30,30 +34,21 @@ impl Containerd {
             Path::new("/bin/busybox").exists(),
             "/bin/busybox is missing: install Debian's busybox-static package"
         );
-        let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
-        )
-        .expect("write containerd config");
         let socket = dir.join("containerd.sock");
         let log = dir.join("containerd.log");
-        let log_file = std::fs::File::create(&log).expect("create containerd log");
-        let child = Command::new(CONTAINERD)
-            .arg("--config")
-            .arg(&config)
-            .arg("--root")
-            .arg(dir.join("root"))
-            .arg("--state")
-            .arg(dir.join("state"))
-            .arg("--address")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log fd"))
-            .stderr(log_file)
+        let child = keelson_kubelet::agent::containerd_command(dir)
+            .expect("containerd command")
             .spawn()
             .expect("spawn containerd (the test must run as root)");
-        Containerd { child, socket, log }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let namespace = format!("{NAMESPACE}-test-{}-{n}", std::process::id());
+        Containerd {
+            child,
+            namespace,
+            socket,
+            log,
+        }
     }
 
     pub(crate) fn log(&self) -> String {
@@ -67,7 +62,7 @@ impl Containerd {
                 panic!("containerd exited ({status}):\n{}", self.log());
             }
             if self.socket.exists() {
-                if let Ok(rt) = ContainerdRuntime::connect(&self.socket, NAMESPACE).await {
+                if let Ok(rt) = ContainerdRuntime::connect(&self.socket, &self.namespace).await {
                     if rt.version().await.is_ok() {
                         return rt;
                     }
@@ -87,7 +82,7 @@ impl Containerd {
         Command::new("ctr")
             .arg("--address")
             .arg(&self.socket)
-            .args(["--namespace", NAMESPACE])
+            .args(["--namespace", &self.namespace])
             .args(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -106,6 +101,8 @@ impl Drop for Containerd {
         }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // runc's state folder of this namespace, empty once the tasks are gone.
+        let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.namespace));
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

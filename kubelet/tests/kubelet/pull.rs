@@ -15,7 +15,7 @@ use keelson_kubelet::runtime::{normalize_reference, Runtime, RuntimeError};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::{Client, Reference};
 
-use crate::fixture::{spec, wait_exited, wait_log, Containerd, IMAGE, NAMESPACE};
+use crate::fixture::{spec, wait_exited, wait_log, Containerd, IMAGE};
 
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -315,7 +315,10 @@ async fn pulls_an_image_from_a_registry_and_runs_it() {
         .lines()
         .find(|l| l.starts_with(&format!("{multi} ")))
         .unwrap_or_else(|| {
-            panic!("{multi} not in ctr images ls (namespace {NAMESPACE}):\n{images}")
+            panic!(
+                "{multi} not in ctr images ls (namespace {}):\n{images}",
+                containerd.namespace
+            )
         });
     assert!(line.contains(&index_digest), "{line}");
     assert!(line.contains(MEDIA_INDEX), "{line}");
